@@ -1,0 +1,642 @@
+"""Circle's ActionCable connection: one socket, every member channel, never silently dead.
+
+Follows the wire facts in actioncable-wire.md: subscribe only after `welcome`, time out
+subscriptions nobody answers, route broadcasts by the identifier string exactly as sent, treat
+6 s without any frame as a dead socket, and never reconnect-storm after `reconnect: false`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+import contextlib
+from dataclasses import dataclass
+from enum import StrEnum
+import json
+import logging
+import random
+from typing import Any, Final
+
+import aiohttp
+
+from .auth import AccessTokenProvider, CircleAuth
+from .errors import (
+    CircleAuthenticationError,
+    CircleError,
+    CircleMemberNotFoundError,
+    CircleNotEligibleError,
+    CircleRateLimitError,
+)
+from .http import retry_after_seconds
+from .models import CableEvent, Channel, MessageEvent
+from .protocol import (
+    SUBPROTOCOLS,
+    canonical_identifier,
+    command,
+    identifier,
+    parse_payload,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+MEMBER_CHANNELS: Final = (Channel.NOTIFICATION, Channel.CHAT_ROOM, Channel.THREADS)
+
+try:  # orjson parses frames faster; it ships with Home Assistant but is not required.
+    from orjson import loads as _json_loads
+except ImportError:  # pragma: no cover
+    _json_loads = json.loads
+
+
+class ConnectionState(StrEnum):
+    """Where the cable is."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    AUTH_FAILED = "auth_failed"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionStatus:
+    """A state change; `reason` says why (disconnect reason, error kind), `retry_in` when."""
+
+    state: ConnectionState
+    reason: str | None = None
+    retry_in: float | None = None
+    error: CircleError | None = None
+
+
+class SubscriptionState(StrEnum):
+    """What the server said to a subscribe command."""
+
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+    UNANSWERED = "unanswered"
+
+
+@dataclass(slots=True)
+class Subscription:
+    """One channel subscription, kept across reconnects."""
+
+    identifier: str
+    channel: str
+    room_id: int | None = None
+    state: SubscriptionState = SubscriptionState.PENDING
+    sent_at: float = 0.0
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CableOptions:
+    """Timing and size limits; defaults follow Rails (3 s pings, 6 s stale threshold)."""
+
+    stale_after: float = 6.0
+    subscribe_timeout: float = 5.0
+    connect_timeout: float = 10.0
+    close_timeout: float = 1.0
+    backoff_initial: float = 1.0
+    backoff_max: float = 300.0
+    stable_after: float = 60.0
+    max_frame_size: int = 1024 * 1024
+    hard_frame_limit: int = 16 * 1024 * 1024
+    dedupe_size: int = 4096
+    room_param: str = "chat_room_id"
+
+
+class _ServerDisconnect(Exception):  # noqa: N818 - control flow, not an error
+    """The server sent a `disconnect` frame."""
+
+
+@dataclass(slots=True)
+class _Outcome:
+    reason: str
+    reconnect: bool = True
+    auth: bool = False
+    fatal: CircleError | None = None
+    connected_for: float | None = None
+    retry_after: float | None = None
+    token: str | None = None
+
+
+EventListener = Callable[[CableEvent], None]
+StateListener = Callable[[ConnectionStatus], None]
+SubscriptionListener = Callable[[Subscription], None]
+
+
+class CircleCable:
+    """Holds the member's cable connection until `stop()`, reconnecting with backoff."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        cable_url: str,
+        auth: AccessTokenProvider,
+        member_id: int,
+        *,
+        origin: str | None = None,
+        room_ids: Iterable[int] = (),
+        options: CableOptions | None = None,
+    ) -> None:
+        """Prepare the member channels plus a `Chats::RoomChannel` per room id."""
+        self._session = session
+        self._url = cable_url
+        self._auth = auth
+        self._origin = origin
+        self.options = options or CableOptions()
+        self._subs: dict[str, Subscription] = {}
+        self._canonical: dict[str, Subscription] = {}
+        for channel in MEMBER_CHANNELS:
+            self._add_sub(
+                Subscription(
+                    identifier(channel, community_member_id=member_id), channel
+                )
+            )
+        for room_id in room_ids:
+            self._add_sub(self._room_sub(room_id))
+        self._event_listeners: list[EventListener] = []
+        self._state_listeners: list[StateListener] = []
+        self._sub_listeners: list[SubscriptionListener] = []
+        self._status = ConnectionStatus(ConnectionState.DISCONNECTED, "not_started")
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._welcomed = False
+        self._connected_at = 0.0
+        self._last_rx = 0.0
+        self._disconnect: tuple[str, bool] | None = None
+        self._seen: dict[tuple[Any, ...], None] = {}
+        self._warned: set[str] = set()
+        self._stop = asyncio.Event()
+        self._subscriber: asyncio.Task[None] | None = None
+        self.reconnects = 0
+
+    def __repr__(self) -> str:
+        """No token is ever held here; show where and how it is."""
+        return f"CircleCable({self._url}, {self._status.state}, subscriptions={len(self._subs)})"
+
+    # --- owner API -------------------------------------------------------------------------
+
+    @property
+    def status(self) -> ConnectionStatus:
+        """The latest connection status."""
+        return self._status
+
+    @property
+    def subscriptions(self) -> list[Subscription]:
+        """Every subscription and what the server said to it."""
+        return list(self._subs.values())
+
+    def add_event_listener(self, listener: EventListener) -> Callable[[], None]:
+        """Call `listener` for every event (each chat message once); returns an unsubscribe."""
+        self._event_listeners.append(listener)
+        return lambda: self._event_listeners.remove(listener)
+
+    def add_state_listener(self, listener: StateListener) -> Callable[[], None]:
+        """Call `listener` on each connection state change."""
+        self._state_listeners.append(listener)
+        return lambda: self._state_listeners.remove(listener)
+
+    def add_subscription_listener(
+        self, listener: SubscriptionListener
+    ) -> Callable[[], None]:
+        """Call `listener` when a subscription is confirmed, rejected or goes unanswered."""
+        self._sub_listeners.append(listener)
+        return lambda: self._sub_listeners.remove(listener)
+
+    async def async_follow_room(self, room_id: int) -> None:
+        """Also receive every event of this room (embedded rooms, replies)."""
+        sub = self._room_sub(room_id)
+        if sub.identifier in self._subs:
+            return
+        self._add_sub(sub)
+        if self._welcomed:
+            await self._send_subscribe(sub)
+
+    async def async_unfollow_room(self, room_id: int) -> None:
+        """Stop receiving this room's events."""
+        sub = self._subs.pop(self._room_sub(room_id).identifier, None)
+        if sub is None:
+            return
+        self._canonical.pop(canonical_identifier(sub.identifier) or "", None)
+        if self._welcomed and self._ws is not None and not self._ws.closed:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self._ws.send_str(command("unsubscribe", sub.identifier))
+
+    async def stop(self) -> None:
+        """End `run()`: close the socket and stop reconnecting."""
+        self._stop.set()
+        ws = self._ws
+        if ws is not None and not ws.closed:
+            await ws.close()
+
+    async def run(self) -> None:
+        """Connect and reconnect until `stop()` or an authentication failure."""
+        self._stop.clear()
+        refresher = (
+            asyncio.create_task(self._auth.async_run_refresher(self._stop))
+            if isinstance(self._auth, CircleAuth)
+            else None
+        )
+        attempt = 0
+        auth_retry_used = False
+        try:
+            while not self._stop.is_set():
+                outcome = await self._connect_once()
+                if self._stop.is_set():
+                    break
+                if outcome.fatal is not None:
+                    self._set_status(
+                        ConnectionState.AUTH_FAILED,
+                        _fatal_reason(outcome.fatal),
+                        error=outcome.fatal,
+                    )
+                    return
+                delay = 0.0
+                if outcome.auth or not outcome.reconnect:
+                    if auth_retry_used:
+                        self._set_status(ConnectionState.AUTH_FAILED, outcome.reason)
+                        return
+                    auth_retry_used = True
+                    try:
+                        if outcome.token is not None:
+                            await self._auth.async_invalidate(outcome.token)
+                    except (
+                        CircleAuthenticationError,
+                        CircleNotEligibleError,
+                        CircleMemberNotFoundError,
+                    ) as err:
+                        self._set_status(
+                            ConnectionState.AUTH_FAILED, _fatal_reason(err), error=err
+                        )
+                        return
+                    except CircleRateLimitError as err:
+                        delay = err.retry_after
+                    except CircleError:
+                        delay = self._backoff(attempt)
+                        attempt += 1
+                else:
+                    if outcome.connected_for is not None:
+                        auth_retry_used = False
+                        if outcome.connected_for >= self.options.stable_after:
+                            attempt = 0
+                    delay = self._backoff(attempt)
+                    attempt += 1
+                    if outcome.retry_after is not None:
+                        delay = max(delay, outcome.retry_after)
+                self._set_status(
+                    ConnectionState.DISCONNECTED, outcome.reason, retry_in=delay
+                )
+                self.reconnects += 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+        finally:
+            if refresher is not None:
+                refresher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await refresher
+            if self._status.state is not ConnectionState.AUTH_FAILED:
+                self._set_status(ConnectionState.STOPPED, "stopped")
+
+    # --- connection ------------------------------------------------------------------------
+
+    def _backoff(self, attempt: int) -> float:
+        """Full jitter: uniform in [0, min(cap, initial * 2^attempt)]."""
+        ceiling = min(
+            self.options.backoff_max,
+            self.options.backoff_initial * 2 ** min(attempt, 30),
+        )
+        return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
+
+    async def _connect_once(self) -> _Outcome:
+        try:
+            token = await self._auth.async_get_access_token()
+        except (
+            CircleAuthenticationError,
+            CircleNotEligibleError,
+            CircleMemberNotFoundError,
+        ) as err:
+            return _Outcome("auth_failed", fatal=err)
+        except CircleRateLimitError as err:
+            return _Outcome("rate_limited", retry_after=err.retry_after)
+        except CircleError as err:
+            _LOGGER.debug("No access token for the cable: %s", err)
+            return _Outcome("token_unavailable")
+        self._set_status(ConnectionState.CONNECTING)
+        headers = {"Authorization": f"Bearer {token}"}
+        if self._origin:
+            headers["Origin"] = self._origin
+        try:
+            async with asyncio.timeout(self.options.connect_timeout):
+                ws = await self._session.ws_connect(
+                    self._url,
+                    protocols=SUBPROTOCOLS,
+                    headers=headers,
+                    autoclose=True,
+                    autoping=True,
+                    max_msg_size=self.options.hard_frame_limit,
+                    timeout=aiohttp.ClientWSTimeout(
+                        ws_close=self.options.close_timeout
+                    ),
+                )
+        except aiohttp.WSServerHandshakeError as err:
+            if err.status == 404:
+                self._warn_once(
+                    "origin",
+                    "Circle refused the cable handshake (404): is the Origin whitelisted?",
+                )
+                return _Outcome("origin_rejected")
+            if err.status in (401, 403):
+                return _Outcome("unauthorized", auth=True, token=token)
+            if err.status == 429:
+                retry = err.headers.get("Retry-After") if err.headers else None
+                return _Outcome("rate_limited", retry_after=retry_after_seconds(retry))
+            return _Outcome(f"handshake_{err.status}")
+        except (aiohttp.ClientError, TimeoutError, OSError) as err:
+            _LOGGER.debug("Cable connect failed: %s", type(err).__name__)
+            return _Outcome("cannot_connect")
+        try:
+            outcome = await self._session_loop(ws)
+        finally:
+            self._ws = None
+            self._welcomed = False
+            if not ws.closed:
+                await ws.close()
+        outcome.token = token
+        return outcome
+
+    async def _session_loop(self, ws: aiohttp.ClientWebSocketResponse) -> _Outcome:
+        loop = asyncio.get_running_loop()
+        self._ws = ws
+        self._disconnect = None
+        self._last_rx = loop.time()
+        self._connected_at = 0.0
+        reader = asyncio.create_task(self._read_loop(ws))
+        watchdog = asyncio.create_task(self._watchdog(ws))
+        try:
+            done, _ = await asyncio.wait(
+                (reader, watchdog), return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for task in (reader, watchdog):
+                task.cancel()
+            await asyncio.gather(reader, watchdog, return_exceptions=True)
+        connected_for = loop.time() - self._connected_at if self._connected_at else None
+        if (
+            watchdog in done
+            and not watchdog.cancelled()
+            and watchdog.exception() is None
+        ):
+            return _Outcome(watchdog.result(), connected_for=connected_for)
+        if (disconnect := self._server_disconnect()) is not None:
+            reason, reconnect = disconnect
+            return _Outcome(
+                reason,
+                reconnect=reconnect,
+                auth=reason == "unauthorized",
+                connected_for=connected_for,
+            )
+        if (
+            reader in done
+            and not reader.cancelled()
+            and (exc := reader.exception()) is not None
+        ):
+            _LOGGER.debug("Cable reader failed: %s", type(exc).__name__)
+            return _Outcome("error", connected_for=connected_for)
+        code = ws.close_code
+        return _Outcome(
+            "closed"
+            if code and code != aiohttp.WSCloseCode.ABNORMAL_CLOSURE
+            else "dropped",
+            connected_for=connected_for,
+        )
+
+    def _server_disconnect(self) -> tuple[str, bool] | None:
+        return self._disconnect
+
+    async def _read_loop(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        loop = asyncio.get_running_loop()
+        text = aiohttp.WSMsgType.TEXT
+        on_text = self._on_text
+        while True:
+            msg = await ws.receive()
+            if msg.type is text:
+                self._last_rx = loop.time()
+                try:
+                    on_text(msg.data)
+                except _ServerDisconnect:
+                    return
+            elif msg.type is aiohttp.WSMsgType.BINARY:
+                self._last_rx = loop.time()
+                try:
+                    on_text(msg.data.decode())
+                except UnicodeDecodeError:
+                    self._warn_once(
+                        "binary", "Dropped a binary cable frame that is not UTF-8"
+                    )
+                except _ServerDisconnect:
+                    return
+            else:
+                if msg.type is aiohttp.WSMsgType.ERROR:
+                    _LOGGER.debug("Cable socket error: %s", type(msg.data).__name__)
+                return
+
+    async def _watchdog(self, ws: aiohttp.ClientWebSocketResponse) -> str:
+        """Return "stale" when no frame came for `stale_after`; retry unanswered subscribes."""
+        loop = asyncio.get_running_loop()
+        opts = self.options
+        while True:
+            now = loop.time()
+            stale_at = self._last_rx + opts.stale_after
+            if now >= stale_at:
+                _LOGGER.debug(
+                    "No cable frame for %.1f s: reconnecting", now - self._last_rx
+                )
+                return "stale"
+            wake = stale_at
+            if self._welcomed:
+                for sub in list(self._subs.values()):
+                    if sub.state not in (
+                        SubscriptionState.PENDING,
+                        SubscriptionState.UNANSWERED,
+                    ):
+                        continue
+                    deadline = sub.sent_at + opts.subscribe_timeout * 2 ** min(
+                        sub.attempts - 1, 4
+                    )
+                    if now >= deadline:
+                        if sub.state is SubscriptionState.PENDING:
+                            self._set_sub_state(sub, SubscriptionState.UNANSWERED)
+                        await self._send_subscribe(sub, keep_state=True)
+                        deadline = sub.sent_at + opts.subscribe_timeout * 2 ** min(
+                            sub.attempts - 1, 4
+                        )
+                    wake = min(wake, deadline)
+            await asyncio.sleep(max(0.01, wake - now))
+
+    # --- frames (hot path) -----------------------------------------------------------------
+
+    def _on_text(self, data: str) -> None:
+        if len(data) > self.options.max_frame_size:
+            self._warn_once(
+                "oversized", f"Dropped an oversized cable frame ({len(data)} bytes)"
+            )
+            return
+        try:
+            frame = _json_loads(data)
+        except ValueError:
+            self._warn_once("not_json", "Dropped a cable frame that is not JSON")
+            return
+        if type(frame) is not dict:
+            self._warn_once(
+                "not_object", "Dropped a cable frame that is not a JSON object"
+            )
+            return
+        kind = frame.get("type")
+        if kind is None and "message" in frame:
+            ident = frame.get("identifier")
+            sub = self._subs.get(ident) if type(ident) is str else None
+            if sub is None:
+                sub = self._lookup_canonical(ident)
+                if sub is None:
+                    self._warn_once(
+                        "unknown_identifier",
+                        "Dropped a broadcast for an unknown subscription",
+                    )
+                    return
+            self._dispatch(sub, frame["message"])
+            return
+        if kind == "ping":
+            return
+        if kind == "welcome":
+            self._on_welcome()
+        elif kind in {"confirm_subscription", "reject_subscription"}:
+            sub = self._lookup(frame.get("identifier"))
+            if sub is not None:
+                self._set_sub_state(
+                    sub,
+                    SubscriptionState.CONFIRMED
+                    if kind == "confirm_subscription"
+                    else SubscriptionState.REJECTED,
+                )
+        elif kind == "disconnect":
+            reason = frame.get("reason")
+            self._disconnect = (
+                reason if isinstance(reason, str) else "disconnect",
+                frame.get("reconnect") is not False,
+            )
+            raise _ServerDisconnect
+        else:
+            self._warn_once(
+                f"type:{kind}", f"Ignored a cable frame of unknown type {kind!r}"
+            )
+
+    def _dispatch(self, sub: Subscription, payload: Any) -> None:
+        event = parse_payload(sub.channel, payload, sub.room_id)
+        if isinstance(event, MessageEvent) and event.message is not None:
+            # Circle sends one message on several channels: deliver it once.
+            key = (event.name, event.message.id, event.message.raw.get("edited_at"))
+            seen = self._seen
+            if key in seen:
+                return
+            seen[key] = None
+            if len(seen) > self.options.dedupe_size:
+                del seen[next(iter(seen))]
+        for listener in tuple(self._event_listeners):
+            try:
+                listener(event)
+            except Exception:
+                _LOGGER.exception("A Circle event listener failed on %s", event.name)
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _room_sub(self, room_id: int) -> Subscription:
+        ident = identifier(Channel.ROOM, **{self.options.room_param: room_id})
+        return Subscription(ident, Channel.ROOM, room_id)
+
+    def _add_sub(self, sub: Subscription) -> None:
+        self._subs[sub.identifier] = sub
+        if (canonical := canonical_identifier(sub.identifier)) is not None:
+            self._canonical[canonical] = sub
+
+    def _lookup(self, ident: Any) -> Subscription | None:
+        if type(ident) is not str:
+            return None
+        return self._subs.get(ident) or self._lookup_canonical(ident)
+
+    def _lookup_canonical(self, ident: Any) -> Subscription | None:
+        if type(ident) is not str:
+            return None
+        canonical = canonical_identifier(ident)
+        return self._canonical.get(canonical) if canonical else None
+
+    def _on_welcome(self) -> None:
+        if self._welcomed:
+            return
+        self._welcomed = True
+        self._connected_at = asyncio.get_running_loop().time()
+        self._set_status(ConnectionState.CONNECTED)
+        for sub in self._subs.values():
+            sub.state = SubscriptionState.PENDING
+            sub.attempts = 0
+        self._subscriber = asyncio.get_running_loop().create_task(self._subscribe_all())
+
+    async def _subscribe_all(self) -> None:
+        for sub in list(self._subs.values()):
+            await self._send_subscribe(sub)
+
+    async def _send_subscribe(
+        self, sub: Subscription, *, keep_state: bool = False
+    ) -> None:
+        ws = self._ws
+        if ws is None or ws.closed:
+            return
+        sub.sent_at = asyncio.get_running_loop().time()
+        sub.attempts += 1
+        if not keep_state:
+            sub.state = SubscriptionState.PENDING
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await ws.send_str(command("subscribe", sub.identifier))
+
+    def _set_sub_state(self, sub: Subscription, state: SubscriptionState) -> None:
+        if sub.state is state:
+            return
+        sub.state = state
+        if state is SubscriptionState.REJECTED:
+            _LOGGER.warning("Circle rejected the subscription to %s", sub.channel)
+        for listener in tuple(self._sub_listeners):
+            try:
+                listener(sub)
+            except Exception:
+                _LOGGER.exception("A Circle subscription listener failed")
+
+    def _set_status(
+        self,
+        state: ConnectionState,
+        reason: str | None = None,
+        *,
+        retry_in: float | None = None,
+        error: CircleError | None = None,
+    ) -> None:
+        status = ConnectionStatus(state, reason, retry_in, error)
+        self._status = status
+        _LOGGER.debug("Cable %s (%s)", state, reason or "-")
+        for listener in tuple(self._state_listeners):
+            try:
+                listener(status)
+            except Exception:
+                _LOGGER.exception("A Circle state listener failed")
+
+    def _warn_once(self, kind: str, message: str) -> None:
+        if kind in self._warned:
+            _LOGGER.debug(message)
+            return
+        self._warned.add(kind)
+        _LOGGER.warning("%s (further ones are logged at debug level)", message)
+
+
+def _fatal_reason(err: CircleError) -> str:
+    if isinstance(err, CircleNotEligibleError):
+        return "not_eligible"
+    if isinstance(err, CircleMemberNotFoundError):
+        return "member_not_found"
+    return "auth_failed"

@@ -1,0 +1,345 @@
+"""Typed views of Circle's REST records and cable events.
+
+Circle's payloads are documented loosely (see circle-websockets.md); every parser here accepts
+missing and unknown fields and keeps the raw mapping for callers that need more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Channel(StrEnum):
+    """ActionCable channel classes Circle exposes to members."""
+
+    NOTIFICATION = "NotificationChannel"
+    CHAT_ROOM = "ChatRoomChannel"
+    ROOM = "Chats::RoomChannel"
+    THREADS = "Chats::CommunityMemberThreadsChannel"
+
+
+class EventName(StrEnum):
+    """Event names documented by Circle, in Circle's spelling."""
+
+    NEW_NOTIFICATION = "newNotification"
+    UPDATE_NEW_NOTIFICATION_COUNT = "updateNewNotificationCount"
+    RESET_NEW_NOTIFICATION_COUNT = "resetNewNotificationCount"
+    CHAT_ROOM_CREATED = "chatRoomCreated"
+    CHAT_ROOM_UPDATED = "chatRoomUpdated"
+    CHAT_ROOM_DELETED = "chatRoomDeleted"
+    CHAT_ROOM_READ = "chatRoomRead"
+    CHAT_ROOM_PINNED = "chatRoomPinned"
+    CHAT_ROOM_UNPINNED = "chatRoomUnPinned"
+    NEW_MESSAGE = "newMessage"
+    UPDATED_MESSAGE = "updatedMessage"
+    DELETED_MESSAGE = "deletedMessage"
+    CHAT_THREAD_READ = "chatThreadRead"
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def _as_str(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _as_map(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def parse_datetime(value: Any) -> datetime | None:
+    """Parse Circle's ISO-8601 timestamps ("2024-03-20T16:54:47.274Z") or epoch seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC)
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def rich_text_to_plain(rich: Any) -> str:
+    """Flatten a TipTap rich-text body into plain text (paragraphs and hard breaks become newlines)."""
+    doc = _as_map(rich)
+    if "body" in doc and isinstance(doc["body"], Mapping):
+        doc = doc["body"]
+    parts: list[str] = []
+
+    def walk(node: Any) -> None:
+        if not isinstance(node, Mapping):
+            return
+        kind = node.get("type")
+        if kind == "text" and isinstance(node.get("text"), str):
+            parts.append(node["text"])
+        elif kind == "hardBreak":
+            parts.append("\n")
+        for child in node.get("content") or ():
+            walk(child)
+        if kind == "paragraph":
+            parts.append("\n")
+
+    walk(doc)
+    return "".join(parts).strip("\n")
+
+
+def plain_to_rich_text(text: str) -> dict[str, Any]:
+    """Build Circle's rich_text_body for plain text: one paragraph, newlines as hard breaks."""
+    content: list[dict[str, Any]] = []
+    for index, line in enumerate(text.split("\n")):
+        if index:
+            content.append({"type": "hardBreak"})
+        if line:
+            content.append({"type": "text", "text": line})
+    return {
+        "body": {"type": "doc", "content": [{"type": "paragraph", "content": content}]}
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """Author of a chat message."""
+
+    id: int | None
+    community_member_id: int | None
+    name: str | None
+
+    @classmethod
+    def from_json(cls, data: Any) -> Sender | None:
+        """Parse `sender`; None when absent."""
+        if not isinstance(data, Mapping):
+            return None
+        return cls(
+            id=_as_int(data.get("id")),
+            community_member_id=_as_int(data.get("community_member_id")),
+            name=_as_str(data.get("name")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """A chat room message, from the cable (JSONMessage) or REST (chat_room_message)."""
+
+    id: int
+    chat_room_uuid: str | None
+    chat_room_kind: str | None
+    body: str
+    sender: Sender | None
+    sent_at: datetime | None
+    edited_at: datetime | None
+    creation_uuid: str | None
+    chat_thread_id: int | None
+    parent_message_id: int | None
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ChatMessage | None:
+        """Parse a message; None without a usable id."""
+        message_id = _as_int(data.get("id"))
+        if message_id is None:
+            return None
+        body = data.get("body")
+        if not isinstance(body, str):
+            body = rich_text_to_plain(data.get("rich_text_body"))
+        return cls(
+            id=message_id,
+            chat_room_uuid=_as_str(data.get("chat_room_uuid")),
+            chat_room_kind=_as_str(data.get("chat_room_kind")),
+            body=body,
+            sender=Sender.from_json(data.get("sender")),
+            sent_at=parse_datetime(data.get("sent_at") or data.get("created_at")),
+            edited_at=parse_datetime(data.get("edited_at")),
+            creation_uuid=_as_str(data.get("creation_uuid")),
+            chat_thread_id=_as_int(data.get("chat_thread_id")),
+            parent_message_id=_as_int(data.get("parent_message_id")),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRoom:
+    """A chat room as listed by `GET /messages` or pushed by `chatRoomCreated`."""
+
+    id: int | None
+    uuid: str
+    name: str | None
+    kind: str | None
+    unread_messages_count: int
+    last_message_id: int | None
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Any) -> ChatRoom | None:
+        """Parse a room, flat or wrapped as {"chat_room": {...}}; None without a uuid."""
+        record = _as_map(data)
+        if isinstance(record.get("chat_room"), Mapping):
+            record = record["chat_room"]
+        uuid = _as_str(record.get("uuid") or record.get("chat_room_uuid"))
+        if not uuid:
+            return None
+        last = _as_map(record.get("last_message"))
+        return cls(
+            id=_as_int(record.get("id")),
+            uuid=uuid,
+            name=_as_str(record.get("chat_room_name") or record.get("name")),
+            kind=_as_str(record.get("chat_room_kind") or record.get("kind")),
+            unread_messages_count=_as_int(record.get("unread_messages_count")) or 0,
+            last_message_id=_as_int(last.get("id")),
+            raw=record,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """An in-app notification (fields as in `GET /notifications`)."""
+
+    id: int | None
+    action: str | None
+    actor_name: str | None
+    text: str | None
+    notifiable_type: str | None
+    notifiable_title: str | None
+    space_title: str | None
+    url: str | None
+    created_at: datetime | None
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Notification:
+        """Parse a notification; every field is optional on the cable."""
+        record = data
+        if isinstance(record.get("notification"), Mapping):
+            record = record["notification"]
+        return cls(
+            id=_as_int(record.get("id")),
+            action=_as_str(record.get("action")),
+            actor_name=_as_str(record.get("actor_name")),
+            text=_as_str(
+                record.get("display_action") or record.get("notification_text")
+            ),
+            notifiable_type=_as_str(record.get("notifiable_type")),
+            notifiable_title=_as_str(record.get("notifiable_title")),
+            space_title=_as_str(record.get("space_title")),
+            url=_as_str(record.get("action_web_url")),
+            created_at=parse_datetime(record.get("created_at")),
+            raw=record,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """The member whose token the client holds."""
+
+    id: int
+    name: str | None
+    email: str | None = field(repr=False)
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Any) -> Member | None:
+        """Parse `GET /community_member`; None without an id."""
+        record = _as_map(data)
+        if isinstance(record.get("community_member"), Mapping):
+            record = record["community_member"]
+        member_id = _as_int(record.get("id"))
+        if member_id is None:
+            return None
+        return cls(
+            id=member_id,
+            name=_as_str(record.get("name")),
+            email=_as_str(record.get("email")),
+            raw=record,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MessagePage:
+    """A window of messages around a cursor, oldest first."""
+
+    messages: list[ChatMessage]
+    has_previous_page: bool
+    has_next_page: bool
+    first_id: int | None
+    last_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SentMessage:
+    """Circle accepts a message asynchronously: only the creation uuid comes back."""
+
+    chat_room_uuid: str
+    creation_uuid: str | None
+    parent_message_id: int | None
+    sent_at: datetime | None
+
+
+# --- Cable events -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CableEvent:
+    """Any event received on a subscribed channel.
+
+    `name` is Circle's event name as received; `data` the event's fields after the envelope
+    was removed; `room_id` is set for `Chats::RoomChannel` subscriptions.
+    """
+
+    channel: str
+    name: str
+    data: Mapping[str, Any] = field(repr=False)
+    room_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEvent(CableEvent):
+    """newMessage, updatedMessage or deletedMessage with its parsed message."""
+
+    message: ChatMessage | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationCountEvent(CableEvent):
+    """updateNewNotificationCount or resetNewNotificationCount."""
+
+    count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NewNotificationEvent(CableEvent):
+    """newNotification."""
+
+    notification: Notification | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRoomEvent(CableEvent):
+    """chatRoom* events; `room` is set for chatRoomCreated and chatRoomUpdated."""
+
+    chat_room_uuid: str | None = None
+    chat_room_id: int | None = None
+    room: ChatRoom | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatThreadReadEvent(CableEvent):
+    """chatThreadRead."""
+
+    chat_thread_id: int | None = None
