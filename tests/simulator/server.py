@@ -391,7 +391,7 @@ class CircleSimulator:
         return body if isinstance(body, dict) else {}
 
     async def _mint(self, request: web.Request) -> web.Response:
-        if fault := self._take_fault(("mint", "auth")):
+        if (fault := self._take_fault(("mint", "auth"))) is not None:
             return fault
         if _bearer(request) != self.app_token:
             return _error(401, MSG_APP_TOKEN)
@@ -408,7 +408,7 @@ class CircleSimulator:
         return web.json_response(self.issue_tokens(member.id))
 
     async def _refresh(self, request: web.Request) -> web.Response:
-        if fault := self._take_fault(("refresh", "auth")):
+        if (fault := self._take_fault(("refresh", "auth"))) is not None:
             return fault
         body = await self._body(request)
         refresh = body.get("refresh_token")
@@ -456,7 +456,7 @@ class CircleSimulator:
         return web.Response(status=204)
 
     def _authed(self, request: web.Request) -> tuple[int | None, web.Response | None]:
-        if fault := self._take_fault(("rest",)):
+        if (fault := self._take_fault(("rest",))) is not None:
             return None, fault
         member_id, message = self.check_access(_bearer(request))
         if member_id is None:
@@ -469,8 +469,8 @@ class CircleSimulator:
 
     async def _member(self, request: web.Request) -> web.Response:
         member_id, err = self._authed(request)
-        if err or member_id is None:
-            return err or _error(401, MSG_ACCESS_INVALID)
+        if member_id is None:
+            return err if err is not None else _error(401, MSG_ACCESS_INVALID)
         m = self.community.members[member_id]
         return web.json_response(
             {"id": m.id, "name": m.name, "email": m.email, "public_uid": f"u{m.id:04x}", "active": True,
@@ -479,8 +479,8 @@ class CircleSimulator:
 
     async def _notifications(self, request: web.Request) -> web.Response:
         member_id, err = self._authed(request)
-        if err or member_id is None:
-            return err or _error(401, MSG_ACCESS_INVALID)
+        if member_id is None:
+            return err if err is not None else _error(401, MSG_ACCESS_INVALID)
         page = int(request.query.get("page", 1))
         per_page = int(request.query.get("per_page", 20))
         status = request.query.get("status", "all")
@@ -499,29 +499,29 @@ class CircleSimulator:
 
     async def _new_count(self, request: web.Request) -> web.Response:
         member_id, err = self._authed(request)
-        if err or member_id is None:
-            return err or _error(401, MSG_ACCESS_INVALID)
+        if member_id is None:
+            return err if err is not None else _error(401, MSG_ACCESS_INVALID)
         count = self.community.members[member_id].new_notifications_count
         return web.json_response({"new_notifications_count": count, "new_mentions_count": 0, "new_inbox_count": count})
 
     async def _reset_count(self, request: web.Request) -> web.Response:
         member_id, err = self._authed(request)
-        if err or member_id is None:
-            return err or _error(401, MSG_ACCESS_INVALID)
+        if member_id is None:
+            return err if err is not None else _error(401, MSG_ACCESS_INVALID)
         self.community.reset_notifications(member_id)
         return web.json_response({"new_notifications_count": 0})
 
     async def _mark_all_notifications(self, request: web.Request) -> web.Response:
         member_id, err = self._authed(request)
-        if err or member_id is None:
-            return err or _error(401, MSG_ACCESS_INVALID)
+        if member_id is None:
+            return err if err is not None else _error(401, MSG_ACCESS_INVALID)
         self.community.mark_all_notifications_read(member_id)
         return web.Response(status=200)
 
     async def _rooms(self, request: web.Request) -> web.Response:
         member_id, err = self._authed(request)
-        if err or member_id is None:
-            return err or _error(401, MSG_ACCESS_INVALID)
+        if member_id is None:
+            return err if err is not None else _error(401, MSG_ACCESS_INVALID)
         page = int(request.query.get("page", 1))
         per_page = int(request.query.get("per_page", 10))
         rooms = [r for r in self.community.rooms_of(member_id) if not r.embedded]
@@ -534,14 +534,14 @@ class CircleSimulator:
 
     async def _unread_rooms(self, request: web.Request) -> web.Response:
         member_id, err = self._authed(request)
-        if err or member_id is None:
-            return err or _error(401, MSG_ACCESS_INVALID)
+        if member_id is None:
+            return err if err is not None else _error(401, MSG_ACCESS_INVALID)
         return web.json_response({"chat_rooms": [r.uuid for r in self.community.unread_rooms(member_id)]})
 
     async def _room(self, request: web.Request) -> web.Response:
         member_id, err = self._authed(request)
-        if err or member_id is None:
-            return err or _error(401, MSG_ACCESS_INVALID)
+        if member_id is None:
+            return err if err is not None else _error(401, MSG_ACCESS_INVALID)
         room = self._room_for(request, member_id)
         if room is None:
             return _error(404, "Chat room not found.")
@@ -549,8 +549,8 @@ class CircleSimulator:
 
     async def _mark_room_read(self, request: web.Request) -> web.Response:
         member_id, err = self._authed(request)
-        if err or member_id is None:
-            return err or _error(401, MSG_ACCESS_INVALID)
+        if member_id is None:
+            return err if err is not None else _error(401, MSG_ACCESS_INVALID)
         room = self._room_for(request, member_id)
         if room is None:
             return _error(404, "Chat room not found.")
@@ -559,8 +559,8 @@ class CircleSimulator:
 
     async def _messages(self, request: web.Request) -> web.Response:
         member_id, err = self._authed(request)
-        if err or member_id is None:
-            return err or _error(401, MSG_ACCESS_INVALID)
+        if member_id is None:
+            return err if err is not None else _error(401, MSG_ACCESS_INVALID)
         room = self._room_for(request, member_id)
         if room is None:
             return _error(404, "Chat room not found.")
@@ -589,8 +589,8 @@ class CircleSimulator:
 
     async def _send(self, request: web.Request) -> web.Response:
         member_id, err = self._authed(request)
-        if err or member_id is None:
-            return err or _error(401, MSG_ACCESS_INVALID)
+        if member_id is None:
+            return err if err is not None else _error(401, MSG_ACCESS_INVALID)
         room = self._room_for(request, member_id)
         if room is None:
             return _error(404, "Chat room not found.")
@@ -609,8 +609,8 @@ class CircleSimulator:
 
     async def _unread_threads(self, request: web.Request) -> web.Response:
         member_id, err = self._authed(request)
-        if err or member_id is None:
-            return err or _error(401, MSG_ACCESS_INVALID)
+        if member_id is None:
+            return err if err is not None else _error(401, MSG_ACCESS_INVALID)
         return web.json_response({"chat_thread_ids": []})
 
     # --- cable -----------------------------------------------------------------------------
@@ -619,7 +619,7 @@ class CircleSimulator:
         origin = request.headers.get("Origin")
         if self.config.allowed_origins and origin not in self.config.allowed_origins:
             return web.Response(status=404, text="Page not found")
-        if fault := self._take_fault(("cable",)):
+        if (fault := self._take_fault(("cable",))) is not None:
             return fault
         ws = web.WebSocketResponse(protocols=(PROTOCOL,), autoping=True)
         await ws.prepare(request)
@@ -787,7 +787,7 @@ class CircleSimulator:
         elif action == "fault":
             self.add_fault(body["target"], int(body["status"]), int(body.get("count", 1)), body.get("retry_after"))
         elif action == "frame":
-            self.send_raw(_fault_frame(body.get("kind", "raw"), body.get("data", "")))
+            self.send_raw(fault_frame(body.get("kind", "raw"), body.get("data", "")))
         elif action == "inject":
             result = self.publish(body["stream"], body["event"], body.get("data", {}), body.get("envelope"))
         elif action == "message":
@@ -804,7 +804,7 @@ class CircleSimulator:
         return web.json_response({"ok": True, "result": result})
 
 
-def _fault_frame(kind: str, data: str) -> str:
+def fault_frame(kind: str, data: str) -> str:
     if kind == "truncated":
         return '{"type":"ping","message":17'
     if kind == "non_json":

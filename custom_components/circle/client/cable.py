@@ -252,6 +252,14 @@ class CircleCable:
                     )
                     return
                 delay = 0.0
+                stable = (
+                    outcome.connected_for is not None
+                    and outcome.connected_for >= self.options.stable_after
+                )
+                if stable:
+                    # A long healthy connection earns a fresh backoff and auth-retry budget.
+                    attempt = 0
+                    auth_retry_used = False
                 if outcome.auth or not outcome.reconnect:
                     if auth_retry_used:
                         self._set_status(ConnectionState.AUTH_FAILED, outcome.reason)
@@ -276,9 +284,7 @@ class CircleCable:
                         attempt += 1
                 else:
                     if outcome.connected_for is not None:
-                        auth_retry_used = False
-                        if outcome.connected_for >= self.options.stable_after:
-                            attempt = 0
+                        auth_retry_used = False  # the server accepted the token
                     delay = self._backoff(attempt)
                     attempt += 1
                     if outcome.retry_after is not None:
