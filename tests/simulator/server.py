@@ -63,8 +63,8 @@ def _iso(when: datetime) -> str:
     return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _error(status: int, message: str, **details: Any) -> web.Response:
-    return web.json_response({"success": False, "message": message, "error_details": details}, status=status)
+def _error(status: int, text: str, details: dict[str, Any] | None = None) -> web.Response:
+    return web.json_response({"success": False, "message": text, "error_details": details or {}}, status=status)
 
 
 @dataclass
@@ -403,7 +403,7 @@ class CircleSimulator:
         )
         if member is None:
             if self.config.mint_not_found_status == 422:
-                return _error(422, "There was an error creating the token. Please contact support.", message="Record invalid")
+                return _error(422, "There was an error creating the token. Please contact support.", {"message": "Record invalid"})
             return _error(404, MSG_MEMBER_NOT_FOUND)
         return web.json_response(self.issue_tokens(member.id))
 
