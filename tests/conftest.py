@@ -46,7 +46,9 @@ def sim_config() -> SimConfig:
 
 
 @pytest.fixture
-async def simulator(socket_enabled: None, sim_config: SimConfig) -> AsyncGenerator[CircleSimulator]:
+async def simulator(
+    socket_enabled: None, sim_config: SimConfig
+) -> AsyncGenerator[CircleSimulator]:
     """A running simulator on 127.0.0.1 and a random port."""
     sim = CircleSimulator(sim_config)
     await sim.start()
@@ -61,7 +63,9 @@ async def session(socket_enabled: None) -> AsyncGenerator[aiohttp.ClientSession]
         yield client_session
 
 
-async def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, step: float = 0.01) -> Any:
+async def wait_for(
+    predicate: Callable[[], Any], timeout: float = 5.0, step: float = 0.01
+) -> Any:
     """Poll until `predicate()` is truthy; fail the test with a clear message otherwise."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -89,7 +93,11 @@ class CableHarness:
         self.saved_tokens: list[Any] = []
         auth_kwargs.setdefault("member_id", sim.member_id)
         self.auth = CircleAuth(
-            session, sim.url, sim.app_token, on_tokens=self.saved_tokens.append, **auth_kwargs
+            session,
+            sim.url,
+            sim.app_token,
+            on_tokens=self.saved_tokens.append,
+            **auth_kwargs,
         )
         self.api = CircleMemberApi(session, sim.url, self.auth)
         self.cable = CircleCable(
@@ -129,7 +137,9 @@ class CableHarness:
 
     async def ready(self, connections: int = 1) -> None:
         """Wait until connected `connections` times and every subscription is confirmed."""
-        await wait_for(lambda: self.connected_count() >= connections and self.all_confirmed())
+        await wait_for(
+            lambda: self.connected_count() >= connections and self.all_confirmed()
+        )
 
     def events_named(self, name: str) -> list[CableEvent]:
         return [e for e in self.events if e.name == name]
@@ -150,3 +160,23 @@ async def harness_factory(
     yield make
     for harness in made:
         await harness.stop()
+
+
+@pytest.fixture
+def cable_options(monkeypatch: pytest.MonkeyPatch) -> CableOptions:
+    """Fast cable timings inside Home Assistant too."""
+    monkeypatch.setattr("custom_components.circle.coordinator.CABLE_OPTIONS", FAST_OPTIONS)
+    return FAST_OPTIONS
+
+
+def entry_data(sim: CircleSimulator, **overrides: Any) -> dict[str, Any]:
+    """Config entry data pointing at the simulator."""
+    return {
+        "community_url": sim.url,
+        "member": str(sim.member_id),
+        "member_id": sim.member_id,
+        "app_token": sim.app_token,
+        "origin": None,
+        "tokens": None,
+        **overrides,
+    }

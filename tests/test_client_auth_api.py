@@ -28,7 +28,9 @@ from tests.simulator import SimConfig
 def make_auth(session, simulator, **kwargs) -> tuple[CircleAuth, list[TokenSet]]:
     saved: list[TokenSet] = []
     kwargs.setdefault("member_id", simulator.member_id)
-    auth = CircleAuth(session, simulator.url, simulator.app_token, on_tokens=saved.append, **kwargs)
+    auth = CircleAuth(
+        session, simulator.url, simulator.app_token, on_tokens=saved.append, **kwargs
+    )
     return auth, saved
 
 
@@ -38,8 +40,15 @@ async def test_mint_by_member_id_and_by_email(session, simulator) -> None:
     claims = decode_jwt_claims(token)
     assert claims["community_member_id"] == simulator.member_id
     assert saved[0].refresh_token and saved[0].community_id == 1
-    by_email = CircleAuth(session, simulator.url, simulator.app_token, email="grace@example.com")
-    assert decode_jwt_claims(await by_email.async_get_access_token())["community_member_id"] == 42
+    by_email = CircleAuth(
+        session, simulator.url, simulator.app_token, email="grace@example.com"
+    )
+    assert (
+        decode_jwt_claims(await by_email.async_get_access_token())[
+            "community_member_id"
+        ]
+        == 42
+    )
     assert by_email.member_id == 42
     # A valid token is reused: no second mint.
     assert await auth.async_get_access_token() == token
@@ -52,8 +61,17 @@ async def test_mint_by_member_id_and_by_email(session, simulator) -> None:
         (lambda sim: sim.rotate_app_token(), CircleAuthenticationError),
         (lambda sim: setattr(sim.config, "eligible", False), CircleNotEligibleError),
         (lambda sim: sim.community.members.pop(42), CircleMemberNotFoundError),
-        (lambda sim: (sim.community.members.pop(42), setattr(sim.config, "mint_not_found_status", 422)), CircleMemberNotFoundError),
-        (lambda sim: sim.add_fault("mint", 429, retry_after="12"), CircleRateLimitError),
+        (
+            lambda sim: (
+                sim.community.members.pop(42),
+                setattr(sim.config, "mint_not_found_status", 422),
+            ),
+            CircleMemberNotFoundError,
+        ),
+        (
+            lambda sim: sim.add_fault("mint", 429, retry_after="12"),
+            CircleRateLimitError,
+        ),
         (lambda sim: sim.add_fault("mint", 502), CircleConnectionError),
         (lambda sim: sim.add_fault("mint", 400), CircleApiError),
     ],
@@ -75,7 +93,9 @@ async def test_cannot_connect(session, socket_enabled) -> None:
 
 async def test_timeout_is_a_connection_error(session, simulator) -> None:
     simulator.config.latency = 0.5
-    auth = CircleAuth(session, simulator.url, simulator.app_token, member_id=42, request_timeout=0.1)
+    auth = CircleAuth(
+        session, simulator.url, simulator.app_token, member_id=42, request_timeout=0.1
+    )
     with pytest.raises(CircleConnectionError, match="Timed out"):
         await auth.async_get_access_token()
 
@@ -93,7 +113,10 @@ async def test_refresh_with_either_bearer_variant(session, simulator, bearer) ->
     # The working variant is remembered: the next refresh needs a single call.
     before = len(refreshes)
     await auth.async_invalidate(refreshed)
-    assert len([r for r in simulator.requests if r["path"].endswith("/refresh")]) == before + 1
+    assert (
+        len([r for r in simulator.requests if r["path"].endswith("/refresh")])
+        == before + 1
+    )
     assert not any(r["path"].endswith("auth_token") for r in simulator.requests[1:])
 
 
@@ -117,7 +140,9 @@ async def test_refresh_before_expiry(session, simulator) -> None:
 
 
 @pytest.mark.parametrize("fault", ["revoked", "expired"])
-async def test_rejected_refresh_token_leads_to_a_new_mint(session, simulator, fault) -> None:
+async def test_rejected_refresh_token_leads_to_a_new_mint(
+    session, simulator, fault
+) -> None:
     auth, saved = make_auth(session, simulator)
     first = await auth.async_get_access_token()
     if fault == "revoked":
@@ -164,8 +189,16 @@ def test_token_expiry_from_jwt_when_answer_has_none() -> None:
     import base64
     import json
 
-    payload = base64.urlsafe_b64encode(json.dumps({"exp": exp, "community_member_id": 7}).encode()).decode().rstrip("=")
-    tokens = TokenSet.from_response({"access_token": f"h.{payload}.s", "refresh_token": "r"})
+    payload = (
+        base64.urlsafe_b64encode(
+            json.dumps({"exp": exp, "community_member_id": 7}).encode()
+        )
+        .decode()
+        .rstrip("=")
+    )
+    tokens = TokenSet.from_response(
+        {"access_token": f"h.{payload}.s", "refresh_token": "r"}
+    )
     assert int(tokens.access_token_expires_at.timestamp()) == exp
     assert tokens.community_member_id == 7
     assert "h." not in repr(tokens) and "'r'" not in repr(tokens)
@@ -203,7 +236,9 @@ async def test_member_api_calls(session, simulator) -> None:
     assert (member.id, member.name) == (42, "Grace Hopper")
     assert "grace@" not in repr(member)
     assert await api.async_get_new_notifications_count() == 1
-    assert sorted(await api.async_get_unread_chat_room_uuids()) == sorted([s["dm"].uuid, s["group"].uuid])
+    assert sorted(await api.async_get_unread_chat_room_uuids()) == sorted(
+        [s["dm"].uuid, s["group"].uuid]
+    )
     rooms = {r.uuid: r for r in await api.async_get_chat_rooms(per_page=1)}
     assert rooms[s["dm"].uuid].unread_messages_count == 1
     assert rooms[s["group"].uuid].name == "Analytical Engines"
@@ -214,9 +249,14 @@ async def test_member_api_calls(session, simulator) -> None:
     assert await api.async_get_unread_chat_room_uuids() == [s["group"].uuid]
     sent = await api.async_send_message(s["group"].uuid, "hello\nworld")
     assert sent.creation_uuid and sent.sent_at is not None
-    page = await api.async_get_messages(s["group"].uuid, around_id=page.messages[0].id, previous=0, following=5)
+    page = await api.async_get_messages(
+        s["group"].uuid, around_id=page.messages[0].id, previous=0, following=5
+    )
     assert [m.body for m in page.messages] == ["two\nlines", "hello\nworld"]
-    assert page.messages[1].sender is not None and page.messages[1].sender.community_member_id == 42
+    assert (
+        page.messages[1].sender is not None
+        and page.messages[1].sender.community_member_id == 42
+    )
     await api.async_reset_new_notifications_count()
     assert await api.async_get_new_notifications_count() == 0
     community.notify(42)
@@ -241,7 +281,9 @@ async def test_persistent_401_raises_auth_error(session, simulator) -> None:
     assert "not-a-token" not in repr(api._auth)
 
 
-async def test_rest_429_blocks_further_calls_until_retry_after(session, simulator) -> None:
+async def test_rest_429_blocks_further_calls_until_retry_after(
+    session, simulator
+) -> None:
     auth, _ = make_auth(session, simulator)
     api = CircleMemberApi(session, simulator.url, auth)
     simulator.add_fault("rest", 429, retry_after="0.3")
@@ -255,7 +297,10 @@ async def test_rest_429_blocks_further_calls_until_retry_after(session, simulato
     assert (await api.async_get_member()).id == 42
 
 
-@pytest.mark.parametrize(("status", "error"), [(500, CircleConnectionError), (503, CircleConnectionError), (404, CircleApiError)])
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(500, CircleConnectionError), (503, CircleConnectionError), (404, CircleApiError)],
+)
 async def test_rest_errors(session, simulator, status, error) -> None:
     auth, _ = make_auth(session, simulator)
     api = CircleMemberApi(session, simulator.url, auth)
@@ -278,7 +323,10 @@ def test_auth_needs_a_member() -> None:
         CircleAuth(None, "http://x", "app")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("sim_config", [SimConfig(ping_interval=0.2, refresh_bearer="refresh_token", access_ttl=1)])
+@pytest.mark.parametrize(
+    "sim_config",
+    [SimConfig(ping_interval=0.2, refresh_bearer="refresh_token", access_ttl=1)],
+)
 async def test_no_secret_in_any_log_line(harness_factory, simulator, caplog) -> None:
     """A whole session with mints, refreshes, refusals and reconnects logs no token."""
     from datetime import timedelta
@@ -302,7 +350,13 @@ async def test_no_secret_in_any_log_line(harness_factory, simulator, caplog) -> 
     with pytest.raises(CircleAuthenticationError) as info:
         await harness.api.async_get_member()
     secrets = {simulator.app_token, *simulator.access_tokens, *simulator.refresh_tokens}
-    text = caplog.text + str(info.value) + repr(harness.auth) + repr(harness.cable) + repr(harness.auth.tokens)
+    text = (
+        caplog.text
+        + str(info.value)
+        + repr(harness.auth)
+        + repr(harness.cable)
+        + repr(harness.auth.tokens)
+    )
     assert len(harness.saved_tokens) >= 3
     for secret in secrets:
         assert secret not in text

@@ -24,7 +24,9 @@ from tests.simulator.model import notification_stream
 from tests.simulator.server import fault_frame
 
 
-async def test_connects_subscribes_after_welcome_and_sends_headers(harness_factory, simulator) -> None:
+async def test_connects_subscribes_after_welcome_and_sends_headers(
+    harness_factory, simulator
+) -> None:
     harness = harness_factory()
     harness.start()
     await harness.ready()
@@ -33,14 +35,22 @@ async def test_connects_subscribes_after_welcome_and_sends_headers(harness_facto
     sent = [json.loads(f) for f in conn.received]
     assert {f["command"] for f in sent} == {"subscribe"}
     channels = {json.loads(f["identifier"])["channel"] for f in sent}
-    assert channels == {"NotificationChannel", "ChatRoomChannel", "Chats::CommunityMemberThreadsChannel"}
+    assert channels == {
+        "NotificationChannel",
+        "ChatRoomChannel",
+        "Chats::CommunityMemberThreadsChannel",
+    }
     assert conn.token_kind == "access_token"
     assert conn.ws.ws_protocol == "actioncable-v1-json"
     assert harness.state_names()[:2] == ["connecting", "connected"]
 
 
-@pytest.mark.parametrize("envelope", ["event_data", "type_data", "event_flat", "type_flat"])
-async def test_every_event_in_every_envelope(harness_factory, simulator, envelope) -> None:
+@pytest.mark.parametrize(
+    "envelope", ["event_data", "type_data", "event_flat", "type_flat"]
+)
+async def test_every_event_in_every_envelope(
+    harness_factory, simulator, envelope
+) -> None:
     simulator.config.envelope = envelope
     community = simulator.community
     s = simulator.seeded
@@ -51,7 +61,9 @@ async def test_every_event_in_every_envelope(harness_factory, simulator, envelop
 
     dm_msg = community.post_message(s["dm"], s["ada"].id, "hi there")
     reply = community.post_message(s["group"], me, "root")
-    thread_reply = community.post_message(s["group"], s["alan"].id, "a reply", parent_message_id=reply.id)
+    thread_reply = community.post_message(
+        s["group"], s["alan"].id, "a reply", parent_message_id=reply.id
+    )
     space_msg = community.post_message(s["space"], s["ada"].id, "in the space")
     community.edit_message(s["group"], thread_reply, "an edited reply")
     community.delete_message(s["group"], thread_reply)
@@ -68,14 +80,25 @@ async def test_every_event_in_every_envelope(harness_factory, simulator, envelop
     await wait_for(lambda: harness.events_named("chatRoomDeleted"))
     names = [e.name for e in harness.events]
     for expected in (
-        "newMessage", "updatedMessage", "deletedMessage", "newNotification",
-        "updateNewNotificationCount", "resetNewNotificationCount", "chatRoomCreated",
-        "chatRoomUpdated", "chatRoomPinned", "chatRoomUnPinned", "chatRoomRead",
-        "chatThreadRead", "chatRoomDeleted",
+        "newMessage",
+        "updatedMessage",
+        "deletedMessage",
+        "newNotification",
+        "updateNewNotificationCount",
+        "resetNewNotificationCount",
+        "chatRoomCreated",
+        "chatRoomUpdated",
+        "chatRoomPinned",
+        "chatRoomUnPinned",
+        "chatRoomRead",
+        "chatThreadRead",
+        "chatRoomDeleted",
     ):
         assert expected in names, expected
 
-    new_messages = [e for e in harness.events_named("newMessage") if isinstance(e, MessageEvent)]
+    new_messages = [
+        e for e in harness.events_named("newMessage") if isinstance(e, MessageEvent)
+    ]
     ids = [e.message.id for e in new_messages if e.message]
     # Each message once, although each was broadcast on up to three channels.
     assert sorted(ids) == sorted({dm_msg.id, reply.id, thread_reply.id, space_msg.id})
@@ -83,19 +106,38 @@ async def test_every_event_in_every_envelope(harness_factory, simulator, envelop
     assert first.message is not None
     assert first.message.body == "hi there"
     assert first.message.chat_room_uuid == s["dm"].uuid
-    assert first.message.sender is not None and first.message.sender.name == "Ada Lovelace"
+    assert (
+        first.message.sender is not None and first.message.sender.name == "Ada Lovelace"
+    )
     assert first.message.sender.community_member_id == s["ada"].id
-    threaded = next(e for e in new_messages if e.message and e.message.id == thread_reply.id)
-    assert threaded.message is not None and threaded.message.parent_message_id == reply.id
+    threaded = next(
+        e for e in new_messages if e.message and e.message.id == thread_reply.id
+    )
+    assert (
+        threaded.message is not None and threaded.message.parent_message_id == reply.id
+    )
     assert threaded.message.chat_thread_id == reply.chat_thread_id
 
     count = [e for e in harness.events if isinstance(e, NotificationCountEvent)]
     assert [e.count for e in count] == [1, 0]
-    notification = next(e for e in harness.events if isinstance(e, NewNotificationEvent))
-    assert notification.notification is not None and notification.notification.actor_name == "Ada"
-    read = next(e for e in harness.events if isinstance(e, ChatRoomEvent) and e.name == "chatRoomRead")
+    notification = next(
+        e for e in harness.events if isinstance(e, NewNotificationEvent)
+    )
+    assert (
+        notification.notification is not None
+        and notification.notification.actor_name == "Ada"
+    )
+    read = next(
+        e
+        for e in harness.events
+        if isinstance(e, ChatRoomEvent) and e.name == "chatRoomRead"
+    )
     assert read.chat_room_uuid == s["dm"].uuid
-    created = next(e for e in harness.events if isinstance(e, ChatRoomEvent) and e.name == "chatRoomCreated")
+    created = next(
+        e
+        for e in harness.events
+        if isinstance(e, ChatRoomEvent) and e.name == "chatRoomCreated"
+    )
     assert created.room is not None and created.room.name == "New room"
     pinned = next(e for e in harness.events if e.name == "chatRoomPinned")
     assert isinstance(pinned, ChatRoomEvent) and pinned.chat_room_id == new_room.id
@@ -103,7 +145,10 @@ async def test_every_event_in_every_envelope(harness_factory, simulator, envelop
     assert thread_read.chat_thread_id == reply.chat_thread_id
     deleted = next(e for e in harness.events if e.name == "deletedMessage")
     assert isinstance(deleted, MessageEvent) and deleted.message is not None
-    assert deleted.message.id == thread_reply.id and deleted.message.chat_room_uuid == s["group"].uuid
+    assert (
+        deleted.message.id == thread_reply.id
+        and deleted.message.chat_room_uuid == s["group"].uuid
+    )
     room_events = [e for e in harness.events if e.room_id == s["space"].id]
     assert room_events and room_events[0].channel == "Chats::RoomChannel"
 
@@ -112,34 +157,51 @@ async def test_unknown_events_are_passed_on_by_name(harness_factory, simulator) 
     harness = harness_factory()
     harness.start()
     await harness.ready()
-    simulator.publish(notification_stream(simulator.member_id), "brandNewThing", {"x": 1})
+    simulator.publish(
+        notification_stream(simulator.member_id), "brandNewThing", {"x": 1}
+    )
     event = (await wait_for(lambda: harness.events_named("brandNewThing")))[0]
     assert event.data == {"x": 1}
     assert event.channel == "NotificationChannel"
 
 
-@pytest.mark.parametrize("sim_config", [SimConfig(ping_interval=0.2, subscriptions="reject")])
+@pytest.mark.parametrize(
+    "sim_config", [SimConfig(ping_interval=0.2, subscriptions="reject")]
+)
 async def test_rejected_subscriptions_are_reported(harness_factory) -> None:
     harness = harness_factory()
     harness.start()
-    await wait_for(lambda: len({s.identifier for s in harness.sub_changes if s.state == "rejected"}) == 3)
+    await wait_for(
+        lambda: len(
+            {s.identifier for s in harness.sub_changes if s.state == "rejected"}
+        )
+        == 3
+    )
     assert harness.cable.status.state is ConnectionState.CONNECTED
 
 
-async def test_room_the_member_is_not_in_is_rejected(harness_factory, simulator) -> None:
+async def test_room_the_member_is_not_in_is_rejected(
+    harness_factory, simulator
+) -> None:
     outsider = simulator.community.create_room(
         "direct", "Not mine", [simulator.seeded["ada"].id, simulator.seeded["alan"].id]
     )
     harness = harness_factory(room_ids=(outsider.id,))
     harness.start()
-    await wait_for(lambda: any(s.state == "rejected" for s in harness.cable.subscriptions))
+    await wait_for(
+        lambda: any(s.state == "rejected" for s in harness.cable.subscriptions)
+    )
     states = {s.channel: s.state for s in harness.cable.subscriptions}
     assert states["Chats::RoomChannel"] == "rejected"
     assert states["NotificationChannel"] == "confirmed"
 
 
-@pytest.mark.parametrize("sim_config", [SimConfig(ping_interval=0.2, subscriptions="ignore")])
-async def test_unanswered_subscriptions_time_out_and_are_retried(harness_factory, simulator) -> None:
+@pytest.mark.parametrize(
+    "sim_config", [SimConfig(ping_interval=0.2, subscriptions="ignore")]
+)
+async def test_unanswered_subscriptions_time_out_and_are_retried(
+    harness_factory, simulator
+) -> None:
     harness = harness_factory()
     harness.start()
     await wait_for(lambda: any(s.state == "unanswered" for s in harness.sub_changes))
@@ -149,7 +211,9 @@ async def test_unanswered_subscriptions_time_out_and_are_retried(harness_factory
     assert len(sent) > 3  # the three subscribes were sent again
 
 
-async def test_follow_and_unfollow_room_while_connected(harness_factory, simulator) -> None:
+async def test_follow_and_unfollow_room_while_connected(
+    harness_factory, simulator
+) -> None:
     harness = harness_factory()
     harness.start()
     await harness.ready()
@@ -161,16 +225,28 @@ async def test_follow_and_unfollow_room_while_connected(harness_factory, simulat
     await harness.cable.async_unfollow_room(space.id)
     await wait_for(lambda: len(simulator.connections[0].subscriptions) == 3)
     simulator.community.post_message(space, simulator.seeded["ada"].id, "unheard")
-    simulator.community.post_message(simulator.seeded["dm"], simulator.seeded["ada"].id, "heard")
+    simulator.community.post_message(
+        simulator.seeded["dm"], simulator.seeded["ada"].id, "heard"
+    )
     await wait_for(lambda: len(harness.events_named("newMessage")) == 2)
-    assert [e.message.body for e in harness.events_named("newMessage")] == ["hello space", "heard"]
+    assert [e.message.body for e in harness.events_named("newMessage")] == [
+        "hello space",
+        "heard",
+    ]
 
 
 @pytest.mark.parametrize(
     ("fault", "reason"),
-    [("drop", "dropped"), ("server_restart", "server_restart"), ("remote", "remote"), ("close_only", "closed")],
+    [
+        ("drop", "dropped"),
+        ("server_restart", "server_restart"),
+        ("remote", "remote"),
+        ("close_only", "closed"),
+    ],
 )
-async def test_reconnects_and_restores_subscriptions(harness_factory, simulator, fault, reason) -> None:
+async def test_reconnects_and_restores_subscriptions(
+    harness_factory, simulator, fault, reason
+) -> None:
     space = simulator.seeded["space"]
     harness = harness_factory(room_ids=(space.id,))
     harness.start()
@@ -182,11 +258,18 @@ async def test_reconnects_and_restores_subscriptions(harness_factory, simulator,
     else:
         await simulator.disconnect_all(fault, reconnect=True)
     await harness.ready(connections=2)
-    disconnected = [s for s in harness.states if s.state is ConnectionState.DISCONNECTED]
+    disconnected = [
+        s for s in harness.states if s.state is ConnectionState.DISCONNECTED
+    ]
     assert disconnected[0].reason == reason
-    assert disconnected[0].retry_in is not None and disconnected[0].retry_in <= FAST_OPTIONS.backoff_initial
+    assert (
+        disconnected[0].retry_in is not None
+        and disconnected[0].retry_in <= FAST_OPTIONS.backoff_initial
+    )
     assert len(simulator.connections[0].subscriptions) == 4
-    simulator.community.post_message(space, simulator.seeded["ada"].id, "after reconnect")
+    simulator.community.post_message(
+        space, simulator.seeded["ada"].id, "after reconnect"
+    )
     await wait_for(lambda: harness.events_named("newMessage"))
 
 
@@ -203,7 +286,9 @@ async def test_half_open_socket_is_detected(harness_factory, simulator) -> None:
     await harness.ready(connections=2)
 
 
-async def test_unauthorized_refreshes_once_then_reports_auth_failure(harness_factory, simulator) -> None:
+async def test_unauthorized_refreshes_once_then_reports_auth_failure(
+    harness_factory, simulator
+) -> None:
     harness = harness_factory()
     harness.start()
     await harness.ready()
@@ -221,7 +306,9 @@ async def test_unauthorized_refreshes_once_then_reports_auth_failure(harness_fac
     assert harness.cable.status.reason == "auth_failed"
 
 
-async def test_unauthorized_then_recovered_after_refresh(harness_factory, simulator) -> None:
+async def test_unauthorized_then_recovered_after_refresh(
+    harness_factory, simulator
+) -> None:
     harness = harness_factory()
     harness.start()
     await harness.ready()
@@ -232,7 +319,9 @@ async def test_unauthorized_then_recovered_after_refresh(harness_factory, simula
     assert len(harness.saved_tokens) == 2  # minted, then refreshed after the refusal
 
 
-async def test_reconnect_false_twice_in_a_row_is_an_auth_failure(harness_factory, simulator) -> None:
+async def test_reconnect_false_twice_in_a_row_is_an_auth_failure(
+    harness_factory, simulator
+) -> None:
     harness = harness_factory()
     harness.start()
     await harness.ready()
@@ -244,7 +333,9 @@ async def test_reconnect_false_twice_in_a_row_is_an_auth_failure(harness_factory
     assert harness.connected_count() == 2
 
 
-async def test_reconnect_false_after_a_stable_connection_retries_again(harness_factory, simulator) -> None:
+async def test_reconnect_false_after_a_stable_connection_retries_again(
+    harness_factory, simulator
+) -> None:
     harness = harness_factory(options=replace(FAST_OPTIONS, stable_after=0.3))
     harness.start()
     await harness.ready()
@@ -260,7 +351,9 @@ async def test_origin_not_whitelisted(harness_factory, simulator, caplog) -> Non
     simulator.config.allowed_origins = {"https://elsewhere.example"}
     harness = harness_factory()
     harness.start()
-    await wait_for(lambda: sum(s.reason == "origin_rejected" for s in harness.states) >= 2)
+    await wait_for(
+        lambda: sum(s.reason == "origin_rejected" for s in harness.states) >= 2
+    )
     warnings = [r for r in caplog.records if "Origin whitelisted" in r.getMessage()]
     assert [r.levelno for r in warnings][:2] == [logging.WARNING, logging.DEBUG]
     simulator.config.allowed_origins = {simulator.origin}
@@ -281,7 +374,9 @@ async def test_server_errors_back_off(harness_factory, simulator) -> None:
     harness = harness_factory()
     harness.start()
     await harness.ready()
-    reasons = [s.reason for s in harness.states if s.state is ConnectionState.DISCONNECTED]
+    reasons = [
+        s.reason for s in harness.states if s.state is ConnectionState.DISCONNECTED
+    ]
     assert reasons == ["handshake_503"] * 3
 
 
@@ -302,7 +397,9 @@ async def test_not_eligible_is_a_distinct_failure(harness_factory, simulator) ->
     assert harness.cable.status.reason == "not_eligible"
 
 
-async def test_bad_frames_never_kill_the_connection(harness_factory, simulator, caplog) -> None:
+async def test_bad_frames_never_kill_the_connection(
+    harness_factory, simulator, caplog
+) -> None:
     caplog.set_level(logging.DEBUG, "custom_components.circle.client")
     harness = harness_factory()
     harness.start()
@@ -311,8 +408,10 @@ async def test_bad_frames_never_kill_the_connection(harness_factory, simulator, 
         simulator.send_raw(fault_frame(kind, ""))
     simulator.send_raw("[1, 2, 3]")
     simulator.send_raw(json.dumps({"type": "mystery"}))
-    simulator.send_raw(json.dumps({"identifier": "{\"channel\":\"Nope\"}", "message": {}}))
-    simulator.community.post_message(simulator.seeded["dm"], simulator.seeded["ada"].id, "still here")
+    simulator.send_raw(json.dumps({"identifier": '{"channel":"Nope"}', "message": {}}))
+    simulator.community.post_message(
+        simulator.seeded["dm"], simulator.seeded["ada"].id, "still here"
+    )
     await wait_for(lambda: harness.events_named("newMessage"))
     assert harness.connected_count() == 1  # never reconnected
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -321,7 +420,9 @@ async def test_bad_frames_never_kill_the_connection(harness_factory, simulator, 
     assert any("unknown subscription" in w for w in warnings)
 
 
-async def test_a_failing_listener_does_not_stop_delivery(harness_factory, simulator, caplog) -> None:
+async def test_a_failing_listener_does_not_stop_delivery(
+    harness_factory, simulator, caplog
+) -> None:
     harness = harness_factory()
 
     def broken(event):
@@ -338,19 +439,32 @@ async def test_a_failing_listener_does_not_stop_delivery(harness_factory, simula
     assert "listener failed" in caplog.text
 
 
-async def test_identifier_reserialised_by_server_still_routes(harness_factory, simulator) -> None:
+async def test_identifier_reserialised_by_server_still_routes(
+    harness_factory, simulator
+) -> None:
     harness = harness_factory()
     harness.start()
     await harness.ready()
     conn = simulator.connections[0]
     # A server that re-encodes the identifier (spaces, other key order) still reaches us.
-    ident = json.dumps({"community_member_id": simulator.member_id, "channel": "ChatRoomChannel"})
-    await conn.ws.send_str(json.dumps({"identifier": ident, "message": {"event": "chatRoomRead", "data": {"chat_room_uuid": "u1"}}}))
+    ident = json.dumps(
+        {"community_member_id": simulator.member_id, "channel": "ChatRoomChannel"}
+    )
+    await conn.ws.send_str(
+        json.dumps(
+            {
+                "identifier": ident,
+                "message": {"event": "chatRoomRead", "data": {"chat_room_uuid": "u1"}},
+            }
+        )
+    )
     event = (await wait_for(lambda: harness.events_named("chatRoomRead")))[0]
     assert isinstance(event, ChatRoomEvent) and event.chat_room_uuid == "u1"
 
 
-async def test_stop_while_backing_off_returns_promptly(harness_factory, simulator) -> None:
+async def test_stop_while_backing_off_returns_promptly(
+    harness_factory, simulator
+) -> None:
     simulator.config.allowed_origins = {"https://elsewhere.example"}
     slow = replace(FAST_OPTIONS, backoff_initial=30.0, backoff_max=30.0)
     harness = harness_factory(options=slow)
@@ -360,7 +474,9 @@ async def test_stop_while_backing_off_returns_promptly(harness_factory, simulato
     assert harness.cable.status.state is ConnectionState.STOPPED
 
 
-async def test_stays_up_across_token_refresh(harness_factory, simulator, sim_config) -> None:
+async def test_stays_up_across_token_refresh(
+    harness_factory, simulator, sim_config
+) -> None:
     # Tokens live 1 s and are refreshed 0.5 s early (the real margin is 5 minutes of 60).
     simulator.config.access_ttl = 1.0
     harness = harness_factory(refresh_margin=timedelta(seconds=0.5))
@@ -370,5 +486,7 @@ async def test_stays_up_across_token_refresh(harness_factory, simulator, sim_con
     assert harness.connected_count() == 1
     refreshes = [r for r in simulator.requests if r["path"].endswith("/refresh")]
     assert refreshes and all(r["bearer"] == "app_token" for r in refreshes)
-    simulator.community.post_message(simulator.seeded["dm"], simulator.seeded["ada"].id, "x")
+    simulator.community.post_message(
+        simulator.seeded["dm"], simulator.seeded["ada"].id, "x"
+    )
     await wait_for(lambda: harness.events_named("newMessage"))

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import aiohttp
 import pytest
-
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,27 +42,43 @@ async def test_origin_not_allowed_is_a_plain_404(session, simulator) -> None:
     token = await _token(session, simulator)
     with pytest.raises(aiohttp.WSServerHandshakeError) as info:
         await session.ws_connect(
-            simulator.cable_url, headers={"Origin": "https://evil.example", "Authorization": f"Bearer {token}"}
+            simulator.cable_url,
+            headers={
+                "Origin": "https://evil.example",
+                "Authorization": f"Bearer {token}",
+            },
         )
     assert info.value.status == 404
-    async with session.get(simulator.cable_url.replace("ws", "http", 1), headers={"Origin": "https://evil.example"}) as resp:
+    async with session.get(
+        simulator.cable_url.replace("ws", "http", 1),
+        headers={"Origin": "https://evil.example"},
+    ) as resp:
         assert resp.status == 404
         assert await resp.text() == "Page not found"
 
 
 async def test_bad_token_gets_unauthorized_then_close(session, simulator) -> None:
     async with session.ws_connect(
-        simulator.cable_url, headers={"Origin": simulator.origin, "Authorization": "Bearer nope"}
+        simulator.cable_url,
+        headers={"Origin": simulator.origin, "Authorization": "Bearer nope"},
     ) as ws:
         frame = await _recv(ws)
-        assert frame == {"type": "disconnect", "reason": "unauthorized", "reconnect": False}
+        assert frame == {
+            "type": "disconnect",
+            "reason": "unauthorized",
+            "reconnect": False,
+        }
         msg = await ws.receive()
         assert msg.type is aiohttp.WSMsgType.CLOSE
         assert ws.close_code == 1000
 
 
-@pytest.mark.parametrize("protocols", [(), ("actioncable-v1-json", "actioncable-unsupported")])
-async def test_welcome_subscribe_confirm_and_pings(session, simulator, protocols) -> None:
+@pytest.mark.parametrize(
+    "protocols", [(), ("actioncable-v1-json", "actioncable-unsupported")]
+)
+async def test_welcome_subscribe_confirm_and_pings(
+    session, simulator, protocols
+) -> None:
     token = await _token(session, simulator)
     async with session.ws_connect(
         simulator.cable_url,
@@ -79,15 +94,28 @@ async def test_welcome_subscribe_confirm_and_pings(session, simulator, protocols
             '{"channel": "NotificationChannel", "community_member_id": 42}',
         ):
             await ws.send_str(json.dumps({"command": "subscribe", "identifier": ident}))
-            assert await _recv_non_ping(ws) == {"identifier": ident, "type": "confirm_subscription"}
+            assert await _recv_non_ping(ws) == {
+                "identifier": ident,
+                "type": "confirm_subscription",
+            }
         # Another member's channel is rejected.
         other = '{"channel":"ChatRoomChannel","community_member_id":7}'
         await ws.send_str(json.dumps({"command": "subscribe", "identifier": other}))
-        assert await _recv_non_ping(ws) == {"identifier": other, "type": "reject_subscription"}
+        assert await _recv_non_ping(ws) == {
+            "identifier": other,
+            "type": "reject_subscription",
+        }
         # Duplicates, unknown channels, unsubscribes, junk and unknown commands: silence.
         for frame in (
-            json.dumps({"command": "subscribe", "identifier": '{"channel":"ChatRoomChannel","community_member_id":42}'}),
-            json.dumps({"command": "subscribe", "identifier": '{"channel":"NoSuchChannel"}'}),
+            json.dumps(
+                {
+                    "command": "subscribe",
+                    "identifier": '{"channel":"ChatRoomChannel","community_member_id":42}',
+                }
+            ),
+            json.dumps(
+                {"command": "subscribe", "identifier": '{"channel":"NoSuchChannel"}'}
+            ),
             json.dumps({"action": "message", "data": "Hello Server!"}),
             json.dumps({"command": "dance"}),
             "not json",
@@ -100,15 +128,21 @@ async def test_welcome_subscribe_confirm_and_pings(session, simulator, protocols
         simulator.community.notify(42)
         frame = await _recv_non_ping(ws)
         assert set(frame) == {"identifier", "message"}
-        assert frame["identifier"] == '{"channel": "NotificationChannel", "community_member_id": 42}'
+        assert (
+            frame["identifier"]
+            == '{"channel": "NotificationChannel", "community_member_id": 42}'
+        )
         assert frame["message"]["event"] == "newNotification"
 
 
 async def test_room_channel_membership_and_params(session, simulator) -> None:
     token = await _token(session, simulator)
-    outsider = simulator.community.create_room("direct", "x", [simulator.seeded["ada"].id, simulator.seeded["alan"].id])
+    outsider = simulator.community.create_room(
+        "direct", "x", [simulator.seeded["ada"].id, simulator.seeded["alan"].id]
+    )
     async with session.ws_connect(
-        simulator.cable_url, headers={"Origin": simulator.origin, "Authorization": f"Bearer {token}"}
+        simulator.cable_url,
+        headers={"Origin": simulator.origin, "Authorization": f"Bearer {token}"},
     ) as ws:
         await _recv(ws)
         for params, expected in (
@@ -128,7 +162,9 @@ async def test_fanout_follows_circles_document(session, simulator) -> None:
     simulator.published.clear()
     root = community.post_message(s["group"], s["ada"].id, "root")
     streams = {p[0] for p in simulator.published}
-    assert streams == {f"chat-room-channel-{m}" for m in s["group"].participants} | {f"chat-room-{s['group'].id}-channel"}
+    assert streams == {f"chat-room-channel-{m}" for m in s["group"].participants} | {
+        f"chat-room-{s['group'].id}-channel"
+    }
     simulator.published.clear()
     community.post_message(s["group"], s["alan"].id, "reply", parent_message_id=root.id)
     streams = {p[0] for p in simulator.published}
@@ -154,12 +190,18 @@ async def test_rest_401_bodies(session, simulator) -> None:
         (lambda: simulator.revoke_tokens("access"), "The access token not found."),
     ):
         setup()
-        async with session.get(url, headers={"Authorization": f"Bearer {token}"}) as resp:
+        async with session.get(
+            url, headers={"Authorization": f"Bearer {token}"}
+        ) as resp:
             if message is None:
                 assert resp.status == 200
             else:
                 assert resp.status == 401
-                assert (await resp.json()) == {"success": False, "message": message, "error_details": {}}
+                assert (await resp.json()) == {
+                    "success": False,
+                    "message": message,
+                    "error_details": {},
+                }
     async with session.get(url) as resp:
         assert (await resp.json())["message"] == "The access token is invalid."
 
@@ -178,9 +220,18 @@ async def test_control_api(session, simulator) -> None:
     assert (await ctl("notification"))[0] == 200
     assert (await ctl("fault", target="rest", status=503))[0] == 200
     assert simulator.faults[-1].status == 503
-    for action in ("expire_tokens", "revoke_tokens", "silence", "drop", "disconnect", "revoke_app_token"):
+    for action in (
+        "expire_tokens",
+        "revoke_tokens",
+        "silence",
+        "drop",
+        "disconnect",
+        "revoke_app_token",
+    ):
         assert (await ctl(action))[0] == 200
-    assert (await ctl("inject", stream="notification-channel-42", event="x"))[1]["result"] == 0
+    assert (await ctl("inject", stream="notification-channel-42", event="x"))[1][
+        "result"
+    ] == 0
     assert (await ctl("frame", kind="truncated"))[0] == 200
     async with session.get(simulator.url + "/_sim/state") as resp:
         state = await resp.json()
@@ -198,7 +249,14 @@ def test_cli_prints_one_json_line_and_stops_cleanly(socket_enabled) -> None:
     try:
         line = proc.stdout.readline()
         info = json.loads(line)
-        assert set(info) == {"url", "cable_url", "app_token", "member_id", "member_email", "origin"}
+        assert set(info) == {
+            "url",
+            "cable_url",
+            "app_token",
+            "member_id",
+            "member_email",
+            "origin",
+        }
         assert info["url"].startswith("http://127.0.0.1:")
     finally:
         proc.terminate()
@@ -213,11 +271,15 @@ def test_cli_prints_one_json_line_and_stops_cleanly(socket_enabled) -> None:
 NODE_DIR = ROOT / "tests" / "node"
 
 
-def test_circles_own_node_sample_works_against_the_simulator(socket_enabled, tmp_path) -> None:
+def test_circles_own_node_sample_works_against_the_simulator(
+    socket_enabled, tmp_path
+) -> None:
     """Circle's websocket-connection-test.js, only URL, token, origin and member id changed."""
     node = shutil.which("node")
     assert node, "node is required (see scripts/setup)"
-    assert (NODE_DIR / "node_modules" / "ws").is_dir(), "run scripts/setup to install the ws package"
+    assert (NODE_DIR / "node_modules" / "ws").is_dir(), (
+        "run scripts/setup to install the ws package"
+    )
     proc = subprocess.Popen(
         [str(ROOT / ".venv/bin/python"), "-m", "tests.simulator", "--port", "0"],
         cwd=ROOT,
@@ -231,9 +293,12 @@ def test_circles_own_node_sample_works_against_the_simulator(socket_enabled, tmp
         request = urllib.request.Request(
             info["url"] + "/api/v1/headless/auth_token",
             data=json.dumps({"community_member_id": info["member_id"]}).encode(),
-            headers={"Authorization": f"Bearer {info['app_token']}", "Content-Type": "application/json"},
+            headers={
+                "Authorization": f"Bearer {info['app_token']}",
+                "Content-Type": "application/json",
+            },
         )
-        with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=5) as resp:
             token = json.loads(resp.read())["access_token"]
         sample = (NODE_DIR / "websocket-connection-test.js").read_text()
         script = (
@@ -245,7 +310,11 @@ def test_circles_own_node_sample_works_against_the_simulator(socket_enabled, tmp
         (tmp_path / "test.js").write_text(script)
         started = time.monotonic()
         run = subprocess.run(
-            [node, "-e", f"setTimeout(() => process.exit(0), 7000); require({json.dumps(str(tmp_path / 'test.js'))})"],
+            [
+                node,
+                "-e",
+                f"setTimeout(() => process.exit(0), 7000); require({json.dumps(str(tmp_path / 'test.js'))})",
+            ],
             env={"NODE_PATH": str(NODE_DIR / "node_modules"), "PATH": "/usr/bin:/bin"},
             capture_output=True,
             text=True,

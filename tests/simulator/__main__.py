@@ -26,7 +26,9 @@ async def _main(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="scripts/simulator", description="Circle simulator on loopback")
+    parser = argparse.ArgumentParser(
+        prog="scripts/simulator", description="Circle simulator on loopback"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--demo", action="store_true", help="seed a lively community")

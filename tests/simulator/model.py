@@ -110,21 +110,31 @@ class Community:
         self.members: dict[int, SimMember] = {}
         self.rooms: dict[int, SimRoom] = {}
         self.notifications: list[SimNotification] = []
-        self.threads: dict[int, tuple[int, int]] = {}  # thread id -> (room id, parent id)
+        self.threads: dict[
+            int, tuple[int, int]
+        ] = {}  # thread id -> (room id, parent id)
         self._ids = itertools.count(1000)
         self._participant_ids = itertools.count(5000)
         self.publish: Publisher = lambda stream, event, data: None
 
     # --- members and rooms -----------------------------------------------------------------
 
-    def add_member(self, name: str, email: str, member_id: int | None = None) -> SimMember:
-        member = SimMember(member_id or next(self._ids), name, email, f"sso-{name.lower()}")
+    def add_member(
+        self, name: str, email: str, member_id: int | None = None
+    ) -> SimMember:
+        member = SimMember(
+            member_id or next(self._ids), name, email, f"sso-{name.lower()}"
+        )
         self.members[member.id] = member
         return member
 
-    def member_by(self, *, member_id: Any = None, email: Any = None, sso: Any = None) -> SimMember | None:
+    def member_by(
+        self, *, member_id: Any = None, email: Any = None, sso: Any = None
+    ) -> SimMember | None:
         if sso is not None:
-            return next((m for m in self.members.values() if m.sso_user_id == sso), None)
+            return next(
+                (m for m in self.members.values() if m.sso_user_id == sso), None
+            )
         if member_id is not None:
             return self.members.get(member_id) if isinstance(member_id, int) else None
         if email is not None:
@@ -132,7 +142,13 @@ class Community:
         return None
 
     def create_room(
-        self, kind: str, name: str, member_ids: list[int], *, embedded: bool = False, announce: bool = True
+        self,
+        kind: str,
+        name: str,
+        member_ids: list[int],
+        *,
+        embedded: bool = False,
+        announce: bool = True,
     ) -> SimRoom:
         room_id = next(self._ids)
         room = SimRoom(
@@ -146,13 +162,19 @@ class Community:
         self.rooms[room_id] = room
         if announce and not embedded:
             for member_id in member_ids:
-                self.publish(chat_room_stream(member_id), "chatRoomCreated", self.room_json(room, member_id))
+                self.publish(
+                    chat_room_stream(member_id),
+                    "chatRoomCreated",
+                    self.room_json(room, member_id),
+                )
         return room
 
     def room_by_uuid(self, uuid: str) -> SimRoom | None:
         return next((r for r in self.rooms.values() if r.uuid == uuid), None)
 
-    def update_room(self, room: SimRoom, *, name: str | None = None, description: str | None = None) -> None:
+    def update_room(
+        self, room: SimRoom, *, name: str | None = None, description: str | None = None
+    ) -> None:
         if name is not None:
             room.name = name
         if description is not None:
@@ -162,7 +184,9 @@ class Community:
             "chat_room_name": room.name,
             "chat_room_description": room.description,
             "chat_room_show_history": room.show_history,
-            "pinned_message": self.message_json(self._message(room, room.pinned_message_id))
+            "pinned_message": self.message_json(
+                self._message(room, room.pinned_message_id)
+            )
             if room.pinned_message_id
             else None,
         }
@@ -174,7 +198,11 @@ class Community:
     def delete_room(self, room: SimRoom) -> None:
         del self.rooms[room.id]
         for member_id in room.participants:
-            self.publish(chat_room_stream(member_id), "chatRoomDeleted", {"chat_room_uuid": room.uuid})
+            self.publish(
+                chat_room_stream(member_id),
+                "chatRoomDeleted",
+                {"chat_room_uuid": room.uuid},
+            )
 
     def pin_room(self, room: SimRoom, member_id: int, pinned: bool = True) -> None:
         if pinned:
@@ -186,22 +214,36 @@ class Community:
             )
         else:
             room.pinned_by.pop(member_id, None)
-            self.publish(chat_room_stream(member_id), "chatRoomUnPinned", {"chat_room_id": room.id})
+            self.publish(
+                chat_room_stream(member_id),
+                "chatRoomUnPinned",
+                {"chat_room_id": room.id},
+            )
 
     def rooms_of(self, member_id: int) -> list[SimRoom]:
         return [r for r in self.rooms.values() if member_id in r.participants]
 
     def unread_count(self, room: SimRoom, member_id: int) -> int:
         last = room.last_read.get(member_id, 0)
-        return sum(1 for m in room.messages if m.id > last and m.sender_id != member_id and m.parent_message_id is None)
+        return sum(
+            1
+            for m in room.messages
+            if m.id > last and m.sender_id != member_id and m.parent_message_id is None
+        )
 
     def unread_rooms(self, member_id: int) -> list[SimRoom]:
-        return [r for r in self.rooms_of(member_id) if self.unread_count(r, member_id) > 0]
+        return [
+            r for r in self.rooms_of(member_id) if self.unread_count(r, member_id) > 0
+        ]
 
     def mark_room_read(self, room: SimRoom, member_id: int) -> None:
         room.last_read[member_id] = room.messages[-1].id if room.messages else 0
         if not room.embedded:
-            self.publish(chat_room_stream(member_id), "chatRoomRead", {"chat_room_uuid": room.uuid})
+            self.publish(
+                chat_room_stream(member_id),
+                "chatRoomRead",
+                {"chat_room_uuid": room.uuid},
+            )
 
     # --- messages --------------------------------------------------------------------------
 
@@ -209,11 +251,17 @@ class Community:
         return next((m for m in room.messages if m.id == message_id), None)
 
     def post_message(
-        self, room: SimRoom, sender_id: int, body: str, parent_message_id: int | None = None
+        self,
+        room: SimRoom,
+        sender_id: int,
+        body: str,
+        parent_message_id: int | None = None,
     ) -> SimMessage:
         if sender_id not in room.participants:
             raise ValueError("sender is not in the room")
-        message = SimMessage(next(self._ids), room.id, sender_id, body, parent_message_id)
+        message = SimMessage(
+            next(self._ids), room.id, sender_id, body, parent_message_id
+        )
         parent = None
         if parent_message_id is not None:
             parent = self._message(room, parent_message_id)
@@ -238,7 +286,9 @@ class Community:
 
     def thread_members(self, room: SimRoom, parent: SimMessage) -> set[int]:
         members = {parent.sender_id}
-        members.update(m.sender_id for m in room.messages if m.parent_message_id == parent.id)
+        members.update(
+            m.sender_id for m in room.messages if m.parent_message_id == parent.id
+        )
         return members
 
     def edit_message(self, room: SimRoom, message: SimMessage, body: str) -> None:
@@ -254,19 +304,30 @@ class Community:
 
     def delete_message(self, room: SimRoom, message: SimMessage) -> None:
         room.messages.remove(message)
-        parent = self._message(room, message.parent_message_id) if message.parent_message_id else None
-        data = {"id": message.id, "parent_message": self.message_json(parent or message)}
+        parent = (
+            self._message(room, message.parent_message_id)
+            if message.parent_message_id
+            else None
+        )
+        data = {
+            "id": message.id,
+            "parent_message": self.message_json(parent or message),
+        }
         self.publish(room_stream(room.id), "deletedMessage", data)
         if parent is not None:
             for member_id in self.thread_members(room, parent):
                 self.publish(threads_stream(member_id), "deletedMessage", data)
 
     def read_thread(self, thread_id: int, member_id: int) -> None:
-        self.publish(threads_stream(member_id), "chatThreadRead", {"chat_thread_id": thread_id})
+        self.publish(
+            threads_stream(member_id), "chatThreadRead", {"chat_thread_id": thread_id}
+        )
 
     # --- notifications ---------------------------------------------------------------------
 
-    def notify(self, member_id: int, actor_name: str = "Ada", title: str = "Welcome post") -> SimNotification:
+    def notify(
+        self, member_id: int, actor_name: str = "Ada", title: str = "Welcome post"
+    ) -> SimNotification:
         member = self.members[member_id]
         notification = SimNotification(
             next(self._ids), member_id, "comment", actor_name, "Post", title, "General"
@@ -276,13 +337,19 @@ class Community:
         stream = notification_stream(member_id)
         self.publish(stream, "newNotification", self.notification_json(notification))
         self.publish(
-            stream, "updateNewNotificationCount", {"new_notifications_count": member.new_notifications_count}
+            stream,
+            "updateNewNotificationCount",
+            {"new_notifications_count": member.new_notifications_count},
         )
         return notification
 
     def reset_notifications(self, member_id: int) -> None:
         self.members[member_id].new_notifications_count = 0
-        self.publish(notification_stream(member_id), "resetNewNotificationCount", {"new_notifications_count": 0})
+        self.publish(
+            notification_stream(member_id),
+            "resetNewNotificationCount",
+            {"new_notifications_count": 0},
+        )
 
     def mark_all_notifications_read(self, member_id: int) -> None:
         stamp = now_iso()
@@ -293,7 +360,9 @@ class Community:
 
     # --- JSON shapes -----------------------------------------------------------------------
 
-    def message_json(self, message: SimMessage | None, *, with_kind: bool = False) -> dict[str, Any]:
+    def message_json(
+        self, message: SimMessage | None, *, with_kind: bool = False
+    ) -> dict[str, Any]:
         if message is None:
             return {}
         room = self.rooms.get(message.room_id)
@@ -305,7 +374,15 @@ class Community:
             "chat_room_participant_id": participant_id,
             "body": message.body,
             "rich_text_body": {
-                "body": {"type": "doc", "content": [{"type": "paragraph", "content": [{"type": "text", "text": message.body}]}]}
+                "body": {
+                    "type": "doc",
+                    "content": [
+                        {
+                            "type": "paragraph",
+                            "content": [{"type": "text", "text": message.body}],
+                        }
+                    ],
+                }
             },
             "sent_at": message.sent_at,
             "created_at": message.sent_at,
@@ -325,20 +402,30 @@ class Community:
         return data
 
     def room_json(self, room: SimRoom, member_id: int) -> dict[str, Any]:
-        others = [self.members[m] for m in room.participants if m != member_id and m in self.members]
+        others = [
+            self.members[m]
+            for m in room.participants
+            if m != member_id and m in self.members
+        ]
         last = room.messages[-1] if room.messages else None
         return {
             "id": room.id,
             "uuid": room.uuid,
-            "identifier": f"{room.kind}-" + "-".join(str(m) for m in sorted(room.participants)),
+            "identifier": f"{room.kind}-"
+            + "-".join(str(m) for m in sorted(room.participants)),
             "unread_messages_count": self.unread_count(room, member_id),
             "chat_room_kind": room.kind,
             "chat_room_name": room.name,
             "chat_room_description": room.description,
             "chat_room_show_history": room.show_history,
             "chat_room_participants_count": len(room.participants),
-            "other_participants_preview": [{"id": m.id, "name": m.name} for m in others[:3]],
-            "current_participant": {"id": room.participants.get(member_id), "community_member_id": member_id},
+            "other_participants_preview": [
+                {"id": m.id, "name": m.name} for m in others[:3]
+            ],
+            "current_participant": {
+                "id": room.participants.get(member_id),
+                "community_member_id": member_id,
+            },
             "last_message": self.message_json(last) if last else None,
         }
 
@@ -366,7 +453,24 @@ def seed(community: Community) -> dict[str, Any]:
     me = community.add_member("Grace Hopper", "grace@example.com", member_id=42)
     ada = community.add_member("Ada Lovelace", "ada@example.com")
     alan = community.add_member("Alan Turing", "alan@example.com")
-    dm = community.create_room("direct", "Ada Lovelace", [me.id, ada.id], announce=False)
-    group = community.create_room("group_chat", "Analytical Engines", [me.id, ada.id, alan.id], announce=False)
-    space = community.create_room("group_chat", "Chat space", [me.id, ada.id, alan.id], embedded=True, announce=False)
-    return {"me": me, "ada": ada, "alan": alan, "dm": dm, "group": group, "space": space}
+    dm = community.create_room(
+        "direct", "Ada Lovelace", [me.id, ada.id], announce=False
+    )
+    group = community.create_room(
+        "group_chat", "Analytical Engines", [me.id, ada.id, alan.id], announce=False
+    )
+    space = community.create_room(
+        "group_chat",
+        "Chat space",
+        [me.id, ada.id, alan.id],
+        embedded=True,
+        announce=False,
+    )
+    return {
+        "me": me,
+        "ada": ada,
+        "alan": alan,
+        "dm": dm,
+        "group": group,
+        "space": space,
+    }

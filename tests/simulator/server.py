@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 import hashlib
 import hmac
 import json
@@ -45,11 +45,11 @@ ENVELOPES = ("event_data", "type_data", "event_flat", "type_flat")
 
 MSG_APP_TOKEN = "Your account could not be authenticated."
 MSG_NOT_ELIGIBLE = "Your community isn't eligible for headless API access. Please upgrade or contact support"
-MSG_MEMBER_NOT_FOUND = (
-    "Community member not found. Please provide a valid SSO User ID, community member ID, or email."
-)
+MSG_MEMBER_NOT_FOUND = "Community member not found. Please provide a valid SSO User ID, community member ID, or email."
 MSG_REFRESH_NOT_FOUND = "Refresh token not found."
-MSG_REFRESH_EXPIRED = "The refresh token is expired. Please generate/get new auth token."
+MSG_REFRESH_EXPIRED = (
+    "The refresh token is expired. Please generate/get new auth token."
+)
 MSG_ACCESS_INVALID = "The access token is invalid."
 MSG_ACCESS_EXPIRED = "The access token is expired."
 MSG_ACCESS_REVOKED = "The access token not found."
@@ -63,8 +63,13 @@ def _iso(when: datetime) -> str:
     return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _error(status: int, text: str, details: dict[str, Any] | None = None) -> web.Response:
-    return web.json_response({"success": False, "message": text, "error_details": details or {}}, status=status)
+def _error(
+    status: int, text: str, details: dict[str, Any] | None = None
+) -> web.Response:
+    return web.json_response(
+        {"success": False, "message": text, "error_details": details or {}},
+        status=status,
+    )
 
 
 @dataclass
@@ -156,7 +161,9 @@ class CircleSimulator:
         r.add_get(p + "/community_member", self._member)
         r.add_get(p + "/notifications", self._notifications)
         r.add_get(p + "/notifications/new_notifications_count", self._new_count)
-        r.add_post(p + "/notifications/reset_new_notifications_count", self._reset_count)
+        r.add_post(
+            p + "/notifications/reset_new_notifications_count", self._reset_count
+        )
         r.add_post(p + "/notifications/mark_all_as_read", self._mark_all_notifications)
         r.add_get(p + "/messages", self._rooms)
         r.add_get(p + "/messages/unread_chat_rooms", self._unread_rooms)
@@ -175,7 +182,7 @@ class CircleSimulator:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        server = site._server  # noqa: SLF001 - the bound port when 0 was asked
+        server = site._server
         assert server is not None
         self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"http://{host}:{self.port}"
@@ -238,7 +245,9 @@ class CircleSimulator:
                 }
             ).encode()
         )
-        sig = hmac.new(self._secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+        sig = hmac.new(
+            self._secret, f"{header}.{payload}".encode(), hashlib.sha256
+        ).digest()
         return f"{header}.{payload}.{_b64(sig)}"
 
     def issue_access(self, member_id: int) -> tuple[str, float]:
@@ -285,16 +294,26 @@ class CircleSimulator:
 
     # --- fault controls (Python API; the HTTP control API calls these) ---------------------
 
-    def add_fault(self, target: str, status: int, count: int = 1, retry_after: str | None = None) -> None:
+    def add_fault(
+        self, target: str, status: int, count: int = 1, retry_after: str | None = None
+    ) -> None:
         self.faults.append(Fault(target, status, count, retry_after))
 
     def _take_fault(self, targets: tuple[str, ...]) -> web.Response | None:
         for fault in self.faults:
             if fault.target in targets and fault.count > 0:
                 fault.count -= 1
-                headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+                headers = (
+                    {"Retry-After": fault.retry_after}
+                    if fault.retry_after is not None
+                    else {}
+                )
                 return web.json_response(
-                    {"success": False, "message": f"Simulated {fault.status}", "error_details": {}},
+                    {
+                        "success": False,
+                        "message": f"Simulated {fault.status}",
+                        "error_details": {},
+                    },
                     status=fault.status,
                     headers=headers,
                 )
@@ -328,11 +347,16 @@ class CircleSimulator:
                 count += 1
         return count
 
-    async def disconnect_all(self, reason: str | None = "server_restart", reconnect: bool = True) -> None:
+    async def disconnect_all(
+        self, reason: str | None = "server_restart", reconnect: bool = True
+    ) -> None:
         """Send `disconnect` (unless reason is None, as Rails 6.1 does) and close with 1000."""
         for conn in list(self.connections):
             if reason is not None:
-                await self._send_now(conn, {"type": "disconnect", "reason": reason, "reconnect": reconnect})
+                await self._send_now(
+                    conn,
+                    {"type": "disconnect", "reason": reason, "reconnect": reconnect},
+                )
             await conn.ws.close(code=1000, message=b"")
 
     def silence(self) -> None:
@@ -344,7 +368,9 @@ class CircleSimulator:
         for conn in self.connections:
             self._enqueue(conn, text)
 
-    def publish(self, stream: str, event: str, data: dict[str, Any], envelope: str | None = None) -> int:
+    def publish(
+        self, stream: str, event: str, data: dict[str, Any], envelope: str | None = None
+    ) -> int:
         """Broadcast an event to every connection subscribed to `stream`; returns how many."""
         self.published.append((stream, event, data))
         payload = self.envelope(event, data, envelope or self.config.envelope)
@@ -352,7 +378,9 @@ class CircleSimulator:
         for conn in self.connections:
             for ident, subscribed in conn.subscriptions.items():
                 if subscribed == stream:
-                    self._enqueue(conn, json.dumps({"identifier": ident, "message": payload}))
+                    self._enqueue(
+                        conn, json.dumps({"identifier": ident, "message": payload})
+                    )
                     sent += 1
         return sent
 
@@ -371,11 +399,18 @@ class CircleSimulator:
     # --- HTTP ------------------------------------------------------------------------------
 
     @web.middleware
-    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _middleware(
+        self, request: web.Request, handler: Any
+    ) -> web.StreamResponse:
         if not request.path.startswith("/_sim/"):
             token = _bearer(request)
             self.requests.append(
-                {"method": request.method, "path": request.path, "bearer": self.token_kind(token), "at": time.time()}
+                {
+                    "method": request.method,
+                    "path": request.path,
+                    "bearer": self.token_kind(token),
+                    "at": time.time(),
+                }
             )
             if self.config.latency:
                 await asyncio.sleep(self.config.latency)
@@ -399,11 +434,17 @@ class CircleSimulator:
             return _error(403, MSG_NOT_ELIGIBLE)
         body = await self._body(request)
         member = self.community.member_by(
-            sso=body.get("sso_user_id"), member_id=body.get("community_member_id"), email=body.get("email")
+            sso=body.get("sso_user_id"),
+            member_id=body.get("community_member_id"),
+            email=body.get("email"),
         )
         if member is None:
             if self.config.mint_not_found_status == 422:
-                return _error(422, "There was an error creating the token. Please contact support.", {"message": "Record invalid"})
+                return _error(
+                    422,
+                    "There was an error creating the token. Please contact support.",
+                    {"message": "Record invalid"},
+                )
             return _error(404, MSG_MEMBER_NOT_FOUND)
         return web.json_response(self.issue_tokens(member.id))
 
@@ -415,7 +456,9 @@ class CircleSimulator:
         bearer = _bearer(request)
         mode = self.config.refresh_bearer
         ok = (mode in ("app_token", "either") and bearer == self.app_token) or (
-            mode in ("refresh_token", "either") and bearer is not None and bearer == refresh
+            mode in ("refresh_token", "either")
+            and bearer is not None
+            and bearer == refresh
         )
         if not ok:
             return _error(401, MSG_APP_TOKEN)
@@ -428,7 +471,10 @@ class CircleSimulator:
             return _error(401, MSG_REFRESH_EXPIRED)
         access, exp = self.issue_access(record.member_id)
         return web.json_response(
-            {"access_token": access, "access_token_expires_at": _iso(datetime.fromtimestamp(exp, UTC))}
+            {
+                "access_token": access,
+                "access_token_expires_at": _iso(datetime.fromtimestamp(exp, UTC)),
+            }
         )
 
     async def _revoke_access(self, request: web.Request) -> web.Response:
@@ -473,8 +519,15 @@ class CircleSimulator:
             return err if err is not None else _error(401, MSG_ACCESS_INVALID)
         m = self.community.members[member_id]
         return web.json_response(
-            {"id": m.id, "name": m.name, "email": m.email, "public_uid": f"u{m.id:04x}", "active": True,
-             "roles": {"admin": False, "moderator": False}, "features": {"messaging_enabled": True}}
+            {
+                "id": m.id,
+                "name": m.name,
+                "email": m.email,
+                "public_uid": f"u{m.id:04x}",
+                "active": True,
+                "roles": {"admin": False, "moderator": False},
+                "features": {"messaging_enabled": True},
+            }
         )
 
     async def _notifications(self, request: web.Request) -> web.Response:
@@ -492,9 +545,14 @@ class CircleSimulator:
         items.reverse()
         chunk = items[(page - 1) * per_page : page * per_page]
         return web.json_response(
-            {"page": page, "per_page": per_page, "has_next_page": page * per_page < len(items),
-             "count": len(items), "page_count": max(1, -(-len(items) // per_page)),
-             "records": [self.community.notification_json(n) for n in chunk]}
+            {
+                "page": page,
+                "per_page": per_page,
+                "has_next_page": page * per_page < len(items),
+                "count": len(items),
+                "page_count": max(1, -(-len(items) // per_page)),
+                "records": [self.community.notification_json(n) for n in chunk],
+            }
         )
 
     async def _new_count(self, request: web.Request) -> web.Response:
@@ -502,7 +560,13 @@ class CircleSimulator:
         if member_id is None:
             return err if err is not None else _error(401, MSG_ACCESS_INVALID)
         count = self.community.members[member_id].new_notifications_count
-        return web.json_response({"new_notifications_count": count, "new_mentions_count": 0, "new_inbox_count": count})
+        return web.json_response(
+            {
+                "new_notifications_count": count,
+                "new_mentions_count": 0,
+                "new_inbox_count": count,
+            }
+        )
 
     async def _reset_count(self, request: web.Request) -> web.Response:
         member_id, err = self._authed(request)
@@ -527,16 +591,23 @@ class CircleSimulator:
         rooms = [r for r in self.community.rooms_of(member_id) if not r.embedded]
         chunk = rooms[(page - 1) * per_page : page * per_page]
         return web.json_response(
-            {"page": page, "per_page": per_page, "has_next_page": page * per_page < len(rooms),
-             "count": len(rooms), "page_count": max(1, -(-len(rooms) // per_page)),
-             "records": [self.community.room_json(r, member_id) for r in chunk]}
+            {
+                "page": page,
+                "per_page": per_page,
+                "has_next_page": page * per_page < len(rooms),
+                "count": len(rooms),
+                "page_count": max(1, -(-len(rooms) // per_page)),
+                "records": [self.community.room_json(r, member_id) for r in chunk],
+            }
         )
 
     async def _unread_rooms(self, request: web.Request) -> web.Response:
         member_id, err = self._authed(request)
         if member_id is None:
             return err if err is not None else _error(401, MSG_ACCESS_INVALID)
-        return web.json_response({"chat_rooms": [r.uuid for r in self.community.unread_rooms(member_id)]})
+        return web.json_response(
+            {"chat_rooms": [r.uuid for r in self.community.unread_rooms(member_id)]}
+        )
 
     async def _room(self, request: web.Request) -> web.Response:
         member_id, err = self._authed(request)
@@ -545,7 +616,9 @@ class CircleSimulator:
         room = self._room_for(request, member_id)
         if room is None:
             return _error(404, "Chat room not found.")
-        return web.json_response({"chat_room": self.community.room_json(room, member_id)})
+        return web.json_response(
+            {"chat_room": self.community.room_json(room, member_id)}
+        )
 
     async def _mark_room_read(self, request: web.Request) -> web.Response:
         member_id, err = self._authed(request)
@@ -581,10 +654,15 @@ class CircleSimulator:
             window = top[start:]
         end = start + len(window)
         return web.json_response(
-            {"id": window[-1].id if window else None, "has_previous_page": start > 0,
-             "has_next_page": end < len(top), "first_id": top[0].id if top else None,
-             "last_id": top[-1].id if top else None, "total_count": len(top),
-             "records": [self.community.message_json(m) for m in window]}
+            {
+                "id": window[-1].id if window else None,
+                "has_previous_page": start > 0,
+                "has_next_page": end < len(top),
+                "first_id": top[0].id if top else None,
+                "last_id": top[-1].id if top else None,
+                "total_count": len(top),
+                "records": [self.community.message_json(m) for m in window],
+            }
         )
 
     async def _send(self, request: web.Request) -> web.Response:
@@ -601,9 +679,15 @@ class CircleSimulator:
         from custom_components.circle.client.models import rich_text_to_plain
 
         parent = body.get("parent_message_id")
-        message = self.community.post_message(room, member_id, rich_text_to_plain(rich), parent)
+        message = self.community.post_message(
+            room, member_id, rich_text_to_plain(rich), parent
+        )
         return web.json_response(
-            {"creation_uuid": message.creation_uuid, "parent_message_id": parent, "sent_at": message.sent_at},
+            {
+                "creation_uuid": message.creation_uuid,
+                "parent_message_id": parent,
+                "sent_at": message.sent_at,
+            },
             status=202,
         )
 
@@ -626,10 +710,20 @@ class CircleSimulator:
         token = _bearer(request)
         member_id, _ = self.check_access(token)
         if member_id is None:
-            await ws.send_str(json.dumps({"type": "disconnect", "reason": "unauthorized", "reconnect": False}))
+            await ws.send_str(
+                json.dumps(
+                    {"type": "disconnect", "reason": "unauthorized", "reconnect": False}
+                )
+            )
             await ws.close(code=1000, message=b"")
             return ws
-        conn = SimConnection(ws, request, member_id, self.token_kind(token), secrets.token_urlsafe(15)[:21])
+        conn = SimConnection(
+            ws,
+            request,
+            member_id,
+            self.token_kind(token),
+            secrets.token_urlsafe(15)[:21],
+        )
         self.connections.append(conn)
         writer = self._spawn(self._writer(conn))
         welcome: dict[str, Any] = {"type": "welcome"}
@@ -675,17 +769,25 @@ class CircleSimulator:
             return  # duplicate subscribe: silence
         stream = self._authorize(conn, channel, params)
         if stream is None or self.config.subscriptions == "reject":
-            self._enqueue(conn, json.dumps({"identifier": ident, "type": "reject_subscription"}))
+            self._enqueue(
+                conn, json.dumps({"identifier": ident, "type": "reject_subscription"})
+            )
             return
         conn.subscriptions[ident] = stream
-        self._enqueue(conn, json.dumps({"identifier": ident, "type": "confirm_subscription"}))
+        self._enqueue(
+            conn, json.dumps({"identifier": ident, "type": "confirm_subscription"})
+        )
 
-    def _authorize(self, conn: SimConnection, channel: str, params: dict[str, Any]) -> str | None:
+    def _authorize(
+        self, conn: SimConnection, channel: str, params: dict[str, Any]
+    ) -> str | None:
         if channel in MEMBER_CHANNELS:
             if params.get("community_member_id") != conn.member_id:
                 return None
             return MEMBER_CHANNELS[channel](conn.member_id)
-        room_id = next((params[k] for k in self.config.room_params if k in params), None)
+        room_id = next(
+            (params[k] for k in self.config.room_params if k in params), None
+        )
         room = self.community.rooms.get(room_id) if isinstance(room_id, int) else None
         if room is None or conn.member_id not in room.participants:
             return None
@@ -721,17 +823,27 @@ class CircleSimulator:
         """A lively community: a message or notification every few seconds."""
         c = self.community
         s = self.seeded
-        lines = ["Has anyone tried the new engine?", "Coffee at 3?", "Notes are up.", "Nice work!", "See you there."]
+        lines = [
+            "Has anyone tried the new engine?",
+            "Coffee at 3?",
+            "Notes are up.",
+            "Nice work!",
+            "See you there.",
+        ]
         rng = random.Random(7)
         while True:
             await asyncio.sleep(rng.uniform(2.0, 4.0))
             roll = rng.random()
             if roll < 0.55:
                 room = rng.choice([s["dm"], s["group"]])
-                sender = s["ada"] if room is s["dm"] else rng.choice([s["ada"], s["alan"]])
+                sender = (
+                    s["ada"] if room is s["dm"] else rng.choice([s["ada"], s["alan"]])
+                )
                 c.post_message(room, sender.id, rng.choice(lines))
             elif roll < 0.85:
-                c.notify(s["me"].id, actor_name=rng.choice(["Ada Lovelace", "Alan Turing"]))
+                c.notify(
+                    s["me"].id, actor_name=rng.choice(["Ada Lovelace", "Alan Turing"])
+                )
             elif roll < 0.95:
                 unread = c.unread_rooms(s["me"].id)
                 if unread:
@@ -746,19 +858,35 @@ class CircleSimulator:
         return web.json_response(
             {
                 "connections": [
-                    {"member_id": c.member_id, "sid": c.sid, "subscriptions": list(c.subscriptions),
-                     "received": c.received, "silent": c.silent}
+                    {
+                        "member_id": c.member_id,
+                        "sid": c.sid,
+                        "subscriptions": list(c.subscriptions),
+                        "received": c.received,
+                        "silent": c.silent,
+                    }
                     for c in self.connections
                 ],
                 "requests": self.requests[-500:],
                 "new_notifications_count": me.new_notifications_count,
-                "unread_chat_rooms": [r.uuid for r in self.community.unread_rooms(me.id)],
+                "unread_chat_rooms": [
+                    r.uuid for r in self.community.unread_rooms(me.id)
+                ],
                 "rooms": [
-                    {"id": r.id, "uuid": r.uuid, "name": r.name, "kind": r.kind, "embedded": r.embedded,
-                     "message_ids": [m.id for m in r.messages]}
+                    {
+                        "id": r.id,
+                        "uuid": r.uuid,
+                        "name": r.name,
+                        "kind": r.kind,
+                        "embedded": r.embedded,
+                        "message_ids": [m.id for m in r.messages],
+                    }
                     for r in self.community.rooms.values()
                 ],
-                "members": [{"id": m.id, "name": m.name} for m in self.community.members.values()],
+                "members": [
+                    {"id": m.id, "name": m.name}
+                    for m in self.community.members.values()
+                ],
             }
         )
 
@@ -770,12 +898,18 @@ class CircleSimulator:
         if action == "config":
             for key, value in body.items():
                 if not hasattr(self.config, key):
-                    return web.json_response({"error": f"unknown setting {key}"}, status=400)
-                setattr(self.config, key, set(value) if key == "allowed_origins" else value)
+                    return web.json_response(
+                        {"error": f"unknown setting {key}"}, status=400
+                    )
+                setattr(
+                    self.config, key, set(value) if key == "allowed_origins" else value
+                )
         elif action == "drop":
             result = self.drop_connections()
         elif action == "disconnect":
-            await self.disconnect_all(body.get("reason", "server_restart"), body.get("reconnect", True))
+            await self.disconnect_all(
+                body.get("reason", "server_restart"), body.get("reconnect", True)
+            )
         elif action == "silence":
             self.silence()
         elif action == "expire_tokens":
@@ -785,20 +919,40 @@ class CircleSimulator:
         elif action == "revoke_app_token":
             self.rotate_app_token()
         elif action == "fault":
-            self.add_fault(body["target"], int(body["status"]), int(body.get("count", 1)), body.get("retry_after"))
+            self.add_fault(
+                body["target"],
+                int(body["status"]),
+                int(body.get("count", 1)),
+                body.get("retry_after"),
+            )
         elif action == "frame":
             self.send_raw(fault_frame(body.get("kind", "raw"), body.get("data", "")))
         elif action == "inject":
-            result = self.publish(body["stream"], body["event"], body.get("data", {}), body.get("envelope"))
+            result = self.publish(
+                body["stream"],
+                body["event"],
+                body.get("data", {}),
+                body.get("envelope"),
+            )
         elif action == "message":
-            room = c.rooms.get(body.get("room_id")) or c.room_by_uuid(body.get("room_uuid", ""))
+            room = c.rooms.get(body.get("room_id")) or c.room_by_uuid(
+                body.get("room_uuid", "")
+            )
             if room is None:
                 return web.json_response({"error": "no such room"}, status=404)
-            sender = body.get("sender_id") or next(m for m in room.participants if m != self.member_id)
-            message = c.post_message(room, sender, body.get("text", "Hello"), body.get("parent_message_id"))
+            sender = body.get("sender_id") or next(
+                m for m in room.participants if m != self.member_id
+            )
+            message = c.post_message(
+                room, sender, body.get("text", "Hello"), body.get("parent_message_id")
+            )
             result = {"id": message.id, "room_uuid": room.uuid}
         elif action == "notification":
-            result = {"id": c.notify(body.get("member_id", self.member_id), body.get("actor_name", "Ada")).id}
+            result = {
+                "id": c.notify(
+                    body.get("member_id", self.member_id), body.get("actor_name", "Ada")
+                ).id
+            }
         else:
             return web.json_response({"error": f"unknown action {action}"}, status=404)
         return web.json_response({"ok": True, "result": result})

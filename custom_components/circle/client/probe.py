@@ -20,7 +20,6 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from yarl import URL
 
 from .auth import AccessTokenProvider, CircleAuth, StaticAccessToken
 from .cable import CableOptions, CircleCable, ConnectionState, ConnectionStatus
@@ -28,6 +27,7 @@ from .errors import CircleError
 
 if TYPE_CHECKING:
     from .models import CableEvent
+from .protocol import cable_url_for
 
 EXIT_AUTH = 2
 EXIT_CONNECT = 3
@@ -41,7 +41,11 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "raw"}
+        return {
+            f.name: _jsonable(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if f.name != "raw"
+        }
     return value
 
 
@@ -49,24 +53,28 @@ def _print(obj: dict[str, Any]) -> None:
     print(json.dumps(_jsonable(obj)), flush=True)  # noqa: T201 - the probe's output
 
 
-def cable_url_for(community: str) -> str:
-    """wss://<community>/cable for https://<community>."""
-    url = URL(community)
-    return str(url.with_scheme("wss" if url.scheme == "https" else "ws").with_path("/cable"))
-
-
 def build_parser() -> argparse.ArgumentParser:
     """Arguments as documented in the README."""
-    parser = argparse.ArgumentParser(prog="circle-probe", description="Test a Circle cable connection.")
-    parser.add_argument("--community", help="community address, e.g. https://app.circle.so")
+    parser = argparse.ArgumentParser(
+        prog="circle-probe", description="Test a Circle cable connection."
+    )
+    parser.add_argument(
+        "--community", help="community address, e.g. https://app.circle.so"
+    )
     parser.add_argument("--app-token", help="Headless Auth app token")
     parser.add_argument("--member-id", type=int)
     parser.add_argument("--email")
     parser.add_argument("--cable-url", help="cable URL (with --access-token)")
     parser.add_argument("--access-token", help="a member access token")
-    parser.add_argument("--origin", help="Origin header (default: the community address)")
-    parser.add_argument("--room", type=int, action="append", default=[], help="also follow this room id")
-    parser.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
+    parser.add_argument(
+        "--origin", help="Origin header (default: the community address)"
+    )
+    parser.add_argument(
+        "--room", type=int, action="append", default=[], help="also follow this room id"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=None, help="stop after this many seconds"
+    )
     return parser
 
 
@@ -76,47 +84,98 @@ async def run(args: argparse.Namespace) -> int:
         auth: AccessTokenProvider
         if args.access_token:
             if not (args.cable_url and args.member_id is not None):
-                _print({"kind": "error", "message": "--access-token needs --cable-url and --member-id"})
+                _print(
+                    {
+                        "kind": "error",
+                        "message": "--access-token needs --cable-url and --member-id",
+                    }
+                )
                 return 64
             auth = StaticAccessToken(args.access_token)
             cable_url = args.cable_url
             member_id = args.member_id
             origin = args.origin
         else:
-            if not (args.community and args.app_token and (args.member_id is not None or args.email)):
-                _print({"kind": "error", "message": "give --community, --app-token and --member-id or --email"})
+            if not (
+                args.community
+                and args.app_token
+                and (args.member_id is not None or args.email)
+            ):
+                _print(
+                    {
+                        "kind": "error",
+                        "message": "give --community, --app-token and --member-id or --email",
+                    }
+                )
                 return 64
-            circle_auth = CircleAuth(session, args.community, args.app_token, member_id=args.member_id, email=args.email)
+            circle_auth = CircleAuth(
+                session,
+                args.community,
+                args.app_token,
+                member_id=args.member_id,
+                email=args.email,
+            )
             try:
                 await circle_auth.async_get_access_token()
             except CircleError as err:
                 _print({"kind": "error", "message": str(err)})
-                return EXIT_AUTH if "connect" not in type(err).__name__.lower() else EXIT_CONNECT
+                return (
+                    EXIT_AUTH
+                    if "connect" not in type(err).__name__.lower()
+                    else EXIT_CONNECT
+                )
             auth = circle_auth
             member_id = circle_auth.member_id or 0
             cable_url = args.cable_url or cable_url_for(args.community)
             origin = args.origin or args.community
-        cable = CircleCable(session, cable_url, auth, member_id, origin=origin, room_ids=args.room, options=CableOptions())
+        cable = CircleCable(
+            session,
+            cable_url,
+            auth,
+            member_id,
+            origin=origin,
+            room_ids=args.room,
+            options=CableOptions(),
+        )
         outcome = {"code": 0, "connected": False}
 
         def on_state(status: ConnectionStatus) -> None:
-            _print({"kind": "state", "state": status.state.value, "reason": status.reason})
+            _print(
+                {"kind": "state", "state": status.state.value, "reason": status.reason}
+            )
             if status.state is ConnectionState.CONNECTED:
                 outcome["connected"] = True
             if status.state is ConnectionState.AUTH_FAILED:
                 outcome["code"] = EXIT_AUTH
                 stopper.set()
-            elif status.state is ConnectionState.DISCONNECTED and not outcome["connected"] and cable.reconnects >= 2:
+            elif (
+                status.state is ConnectionState.DISCONNECTED
+                and not outcome["connected"]
+                and cable.reconnects >= 2
+            ):
                 outcome["code"] = EXIT_CONNECT
                 stopper.set()
 
         def on_event(event: CableEvent) -> None:
-            _print({"kind": "event", "channel": event.channel, "event": event.name, "data": event.data})
+            _print(
+                {
+                    "kind": "event",
+                    "channel": event.channel,
+                    "event": event.name,
+                    "data": event.data,
+                }
+            )
 
         cable.add_state_listener(on_state)
         cable.add_event_listener(on_event)
         cable.add_subscription_listener(
-            lambda sub: _print({"kind": "subscription", "channel": sub.channel, "state": sub.state.value})
+            lambda sub: _print(
+                {
+                    "kind": "subscription",
+                    "channel": sub.channel,
+                    "state": sub.state.value,
+                }
+            )
         )
         stopper = asyncio.Event()
         loop = asyncio.get_running_loop()

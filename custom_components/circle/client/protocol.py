@@ -11,6 +11,8 @@ from collections.abc import Mapping
 import json
 from typing import Any, Final
 
+from yarl import URL
+
 from .models import (
     CableEvent,
     Channel,
@@ -165,9 +167,18 @@ def parse_payload(channel: str, payload: Any, room_id: int | None = None) -> Cab
 __all__ = [
     "SUBPROTOCOLS",
     "Channel",
+    "cable_url_for",
     "canonical_identifier",
     "command",
     "identifier",
     "parse_payload",
     "split_envelope",
 ]
+
+
+def cable_url_for(community_url: str) -> str:
+    """wss://<host>/cable for https://<host> (ws:// for http://)."""
+    url = URL(community_url)
+    return str(
+        url.with_scheme("wss" if url.scheme == "https" else "ws").with_path("/cable")
+    )

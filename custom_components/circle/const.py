@@ -1,0 +1,35 @@
+"""Constants of the Circle integration."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+import logging
+from typing import Final
+
+DOMAIN: Final = "circle"
+LOGGER = logging.getLogger(__package__)
+
+DEFAULT_COMMUNITY_URL: Final = "https://app.circle.so"
+
+CONF_COMMUNITY_URL: Final = "community_url"
+CONF_MEMBER: Final = "member"
+CONF_MEMBER_ID: Final = "member_id"
+CONF_APP_TOKEN: Final = "app_token"  # noqa: S105 - a key name
+CONF_ORIGIN: Final = "origin"
+CONF_TOKENS: Final = "tokens"
+
+CONF_INCLUDE_TEXT: Final = "include_text"
+CONF_IGNORE_OWN: Final = "ignore_own_messages"
+CONF_FOLLOWED_ROOMS: Final = "followed_rooms"
+
+EVENT_NEW_MESSAGE: Final = "circle_new_message"
+EVENT_MESSAGE_UPDATED: Final = "circle_message_updated"
+EVENT_MESSAGE_DELETED: Final = "circle_message_deleted"
+EVENT_NEW_NOTIFICATION: Final = "circle_new_notification"
+
+# Entities stay available through short reconnects (restart, blips); after this they go unavailable.
+AVAILABILITY_GRACE: Final = timedelta(minutes=1)
+
+ISSUE_NOT_ELIGIBLE: Final = "not_eligible"
+ISSUE_SUBSCRIPTION_REJECTED: Final = "subscription_rejected"
+ISSUE_ORIGIN_REJECTED: Final = "origin_rejected"

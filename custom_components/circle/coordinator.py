@@ -1,0 +1,457 @@
+"""The push coordinator: one Circle cable per config entry.
+
+Cable events flow one way: client events -> this coordinator -> entities and bus events.
+Counts are resynced over REST whenever the member channels are (re)confirmed, because the
+cable has no replay and drops what was broadcast before a subscription was confirmed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP
+from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
+from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError
+from homeassistant.helpers import device_registry as dr, issue_registry as ir
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.event import async_call_later
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+
+from .client import (
+    CableEvent,
+    CableOptions,
+    ChatRoom,
+    ChatRoomEvent,
+    CircleAuth,
+    CircleAuthenticationError,
+    CircleCable,
+    CircleError,
+    CircleMemberApi,
+    CircleMemberNotFoundError,
+    CircleNotEligibleError,
+    CircleRateLimitError,
+    ConnectionState,
+    ConnectionStatus,
+    Member,
+    MessageEvent,
+    NewNotificationEvent,
+    NotificationCountEvent,
+    Subscription,
+    SubscriptionState,
+    TokenSet,
+)
+from .client.protocol import cable_url_for
+from .const import (
+    AVAILABILITY_GRACE,
+    CONF_APP_TOKEN,
+    CONF_COMMUNITY_URL,
+    CONF_FOLLOWED_ROOMS,
+    CONF_IGNORE_OWN,
+    CONF_INCLUDE_TEXT,
+    CONF_MEMBER,
+    CONF_MEMBER_ID,
+    CONF_ORIGIN,
+    CONF_TOKENS,
+    DOMAIN,
+    EVENT_MESSAGE_DELETED,
+    EVENT_MESSAGE_UPDATED,
+    EVENT_NEW_MESSAGE,
+    EVENT_NEW_NOTIFICATION,
+    ISSUE_NOT_ELIGIBLE,
+    ISSUE_ORIGIN_REJECTED,
+    ISSUE_SUBSCRIPTION_REJECTED,
+    LOGGER,
+)
+
+type CircleConfigEntry = ConfigEntry[CircleCoordinator]
+
+CABLE_OPTIONS = CableOptions()
+
+
+@dataclass(frozen=True, slots=True)
+class CircleData:
+    """What the entities show."""
+
+    new_notifications_count: int
+    unread_rooms: frozenset[str]
+    room_names: dict[str, str] = field(default_factory=dict)
+
+    def room_name(self, uuid: str | None) -> str | None:
+        """Name of a room, if known."""
+        return self.room_names.get(uuid) if uuid else None
+
+
+# (entity event type, bus event type, data)
+type ActivityListener = Callable[[str, str, dict[str, Any]], None]
+
+
+def member_settings(member: str) -> dict[str, Any]:
+    """`member` as typed by the user: a numeric id or an email."""
+    member = member.strip()
+    return {"member_id": int(member)} if member.isdigit() else {"email": member}
+
+
+class CircleCoordinator(DataUpdateCoordinator[CircleData]):
+    """Owns the client objects and the cable task of one config entry."""
+
+    config_entry: CircleConfigEntry
+
+    def __init__(self, hass: HomeAssistant, entry: CircleConfigEntry) -> None:
+        """Build the client on Home Assistant's shared session."""
+        super().__init__(
+            hass, LOGGER, config_entry=entry, name=DOMAIN, always_update=False
+        )
+        session = async_get_clientsession(hass)
+        self.community_url: str = entry.data[CONF_COMMUNITY_URL]
+        self.auth = CircleAuth(
+            session,
+            self.community_url,
+            entry.data[CONF_APP_TOKEN],
+            tokens=TokenSet.from_dict(entry.data.get(CONF_TOKENS) or {}),
+            on_tokens=self._async_persist_tokens,
+            **member_settings(
+                str(entry.data.get(CONF_MEMBER_ID) or entry.data[CONF_MEMBER])
+            ),
+        )
+        self.api = CircleMemberApi(session, self.community_url, self.auth)
+        self.options = dict(entry.options)
+        self.member: Member | None = None
+        self.cable: CircleCable | None = None
+        self.rooms: dict[str, ChatRoom] = {}
+        self.connection = ConnectionStatus(ConnectionState.DISCONNECTED, "not_started")
+        self.cable_available = True
+        self._grace_unsub: CALLBACK_TYPE | None = None
+        self._activity_listeners: list[ActivityListener] = []
+        self._rejected: set[str] = set()
+
+    # --- setup -----------------------------------------------------------------------------
+
+    async def _async_setup(self) -> None:
+        """Test the credentials and learn who the member is (test-before-setup)."""
+        try:
+            self.member = await self.api.async_get_member()
+        except CircleAuthenticationError as err:
+            raise ConfigEntryAuthFailed(
+                translation_domain=DOMAIN, translation_key="auth_failed"
+            ) from err
+        except CircleNotEligibleError as err:
+            self._create_issue(ISSUE_NOT_ELIGIBLE)
+            raise ConfigEntryError(
+                translation_domain=DOMAIN, translation_key="not_eligible"
+            ) from err
+        except CircleMemberNotFoundError as err:
+            raise ConfigEntryError(
+                translation_domain=DOMAIN, translation_key="member_not_found"
+            ) from err
+        except CircleError as err:
+            raise UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="cannot_connect",
+                translation_placeholders={"error": str(err)},
+            ) from err
+        ir.async_delete_issue(
+            self.hass, DOMAIN, f"{ISSUE_NOT_ELIGIBLE}_{self.config_entry.entry_id}"
+        )
+
+    async def _async_update_data(self) -> CircleData:
+        """Resync everything the cable may have missed."""
+        try:
+            count = await self.api.async_get_new_notifications_count()
+            unread = await self.api.async_get_unread_chat_room_uuids()
+            rooms = await self.api.async_get_chat_rooms()
+        except CircleAuthenticationError as err:
+            raise ConfigEntryAuthFailed(
+                translation_domain=DOMAIN, translation_key="auth_failed"
+            ) from err
+        except CircleRateLimitError as err:
+            raise UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="rate_limited",
+                translation_placeholders={"seconds": f"{err.retry_after:.0f}"},
+            ) from err
+        except CircleError as err:
+            raise UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="cannot_connect",
+                translation_placeholders={"error": str(err)},
+            ) from err
+        self.rooms = {room.uuid: room for room in rooms}
+        return CircleData(
+            new_notifications_count=count,
+            unread_rooms=frozenset(unread),
+            room_names={room.uuid: room.name or "" for room in rooms},
+        )
+
+    @callback
+    def async_start(self) -> None:
+        """Start the cable in an entry background task; stop it on unload and on HA stop."""
+        assert self.member is not None
+        followed = [
+            int(room_id) for room_id in self.options.get(CONF_FOLLOWED_ROOMS, [])
+        ]
+        self.cable = CircleCable(
+            async_get_clientsession(self.hass),
+            cable_url_for(self.community_url),
+            self.auth,
+            self.member.id,
+            origin=self.config_entry.data.get(CONF_ORIGIN) or self.community_url,
+            room_ids=followed,
+            options=CABLE_OPTIONS,
+        )
+        entry = self.config_entry
+        entry.async_on_unload(self.cable.add_event_listener(self._async_on_event))
+        entry.async_on_unload(self.cable.add_state_listener(self._async_on_state))
+        entry.async_on_unload(
+            self.cable.add_subscription_listener(self._async_on_subscription)
+        )
+        entry.async_create_background_task(
+            self.hass, self.cable.run(), f"{DOMAIN}_cable_{entry.entry_id}"
+        )
+        entry.async_on_unload(
+            self.hass.bus.async_listen_once(
+                EVENT_HOMEASSISTANT_STOP, self._async_on_hass_stop
+            )
+        )
+        entry.async_on_unload(self._cancel_grace)
+
+    async def async_stop(self) -> None:
+        """Close the cable."""
+        if self.cable is not None:
+            await self.cable.stop()
+
+    async def _async_on_hass_stop(self, _event: Event) -> None:
+        await self.async_stop()
+
+    def _async_persist_tokens(self, tokens: TokenSet) -> None:
+        """Save new tokens at once so a restart never loses them; no reload follows."""
+        self.hass.config_entries.async_update_entry(
+            self.config_entry,
+            data={**self.config_entry.data, CONF_TOKENS: tokens.as_dict()},
+        )
+
+    # --- availability ----------------------------------------------------------------------
+
+    @property
+    def available(self) -> bool:
+        """Whether entities should show values: REST synced and the cable not down for long."""
+        return self.last_update_success and self.cable_available
+
+    @callback
+    def _async_on_state(self, status: ConnectionStatus) -> None:
+        previous = self.connection
+        self.connection = status
+        if status.state is ConnectionState.CONNECTED:
+            self._cancel_grace()
+            if not self.cable_available:
+                LOGGER.info("Connection to Circle restored")
+                self.cable_available = True
+            ir.async_delete_issue(
+                self.hass, DOMAIN, self._issue_id(ISSUE_ORIGIN_REJECTED)
+            )
+        elif status.state is ConnectionState.AUTH_FAILED:
+            self._cancel_grace()
+            self._set_unavailable()
+            if status.reason == "not_eligible":
+                self._create_issue(ISSUE_NOT_ELIGIBLE)
+            else:
+                self.config_entry.async_start_reauth(self.hass)
+        elif status.state is ConnectionState.DISCONNECTED:
+            if status.reason == "origin_rejected":
+                self._create_issue(ISSUE_ORIGIN_REJECTED, {"origin": self._origin})
+            if self._grace_unsub is None and self.cable_available:
+                self._grace_unsub = async_call_later(
+                    self.hass, AVAILABILITY_GRACE, self._async_grace_expired
+                )
+        if previous.state != status.state:
+            self.async_update_listeners()
+
+    @property
+    def _origin(self) -> str:
+        return str(self.config_entry.data.get(CONF_ORIGIN) or self.community_url)
+
+    @callback
+    def _async_grace_expired(self, _now: datetime) -> None:
+        self._grace_unsub = None
+        if self.connection.state is not ConnectionState.CONNECTED:
+            self._set_unavailable()
+            self.async_update_listeners()
+
+    def _set_unavailable(self) -> None:
+        if self.cable_available:
+            LOGGER.info(
+                "Connection to Circle lost (%s)", self.connection.reason or "unknown"
+            )
+            self.cable_available = False
+
+    @callback
+    def _cancel_grace(self) -> None:
+        if self._grace_unsub is not None:
+            self._grace_unsub()
+            self._grace_unsub = None
+
+    @callback
+    def _async_on_subscription(self, sub: Subscription) -> None:
+        if sub.state is SubscriptionState.REJECTED:
+            self._rejected.add(sub.channel)
+            self._create_issue(
+                ISSUE_SUBSCRIPTION_REJECTED,
+                {"channel": ", ".join(sorted(self._rejected))},
+            )
+            return
+        if sub.state is not SubscriptionState.CONFIRMED:
+            return
+        self._rejected.discard(sub.channel)
+        if not self._rejected:
+            ir.async_delete_issue(
+                self.hass, DOMAIN, self._issue_id(ISSUE_SUBSCRIPTION_REJECTED)
+            )
+        if self.cable is not None and all(
+            s.state is not SubscriptionState.PENDING for s in self.cable.subscriptions
+        ):
+            # Nothing broadcast before the confirmations reached us: re-read the truth.
+            self.config_entry.async_create_background_task(
+                self.hass, self.async_refresh(), f"{DOMAIN}_resync"
+            )
+
+    def _issue_id(self, key: str) -> str:
+        return f"{key}_{self.config_entry.entry_id}"
+
+    def _create_issue(
+        self, key: str, placeholders: dict[str, str] | None = None
+    ) -> None:
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            self._issue_id(key),
+            is_fixable=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key=key,
+            translation_placeholders={
+                "title": self.config_entry.title,
+                **(placeholders or {}),
+            },
+        )
+
+    # --- events ----------------------------------------------------------------------------
+
+    @callback
+    def async_add_activity_listener(self, listener: ActivityListener) -> CALLBACK_TYPE:
+        """Event entities listen here: (event type, bus event type, data)."""
+        self._activity_listeners.append(listener)
+        return lambda: self._activity_listeners.remove(listener)
+
+    @property
+    def device_id(self) -> str | None:
+        """The service device of this entry."""
+        device = dr.async_get(self.hass).async_get_device(
+            {(DOMAIN, self.config_entry.entry_id)}
+        )
+        return device.id if device else None
+
+    @callback
+    def _async_on_event(self, event: CableEvent) -> None:
+        data = self.data
+        if isinstance(event, NotificationCountEvent):
+            if data is not None:
+                self.async_set_updated_data(
+                    replace(data, new_notifications_count=event.count)
+                )
+        elif isinstance(event, MessageEvent):
+            self._async_on_message(event)
+        elif isinstance(event, NewNotificationEvent):
+            notification = event.notification
+            self._fire(
+                "new_notification",
+                EVENT_NEW_NOTIFICATION,
+                {
+                    "notification_id": notification.id if notification else None,
+                    "action": notification.action if notification else None,
+                    "actor_name": notification.actor_name if notification else None,
+                    "title": notification.notifiable_title if notification else None,
+                    "space": notification.space_title if notification else None,
+                    "url": notification.url if notification else None,
+                },
+            )
+        elif isinstance(event, ChatRoomEvent):
+            self._async_on_room(event, data)
+
+    def _async_on_room(self, event: ChatRoomEvent, data: CircleData) -> None:
+        uuid = event.chat_room_uuid or (event.room.uuid if event.room else None)
+        if uuid is None:
+            return
+        unread, names = set(data.unread_rooms), dict(data.room_names)
+        if event.name in ("chatRoomRead", "chatRoomDeleted"):
+            unread.discard(uuid)
+            if event.name == "chatRoomDeleted":
+                names.pop(uuid, None)
+                self.rooms.pop(uuid, None)
+        elif event.room is not None:
+            if event.room.name:
+                names[uuid] = event.room.name
+            if event.name == "chatRoomCreated":
+                self.rooms[uuid] = event.room
+                if event.room.unread_messages_count > 0:
+                    unread.add(uuid)
+        self.async_set_updated_data(
+            replace(data, unread_rooms=frozenset(unread), room_names=names)
+        )
+
+    def _async_on_message(self, event: MessageEvent) -> None:
+        message = event.message
+        if message is None:
+            return
+        own = (
+            self.member is not None
+            and message.sender is not None
+            and message.sender.community_member_id == self.member.id
+        )
+        data = self.data
+        if (
+            event.name == "newMessage"
+            and not own
+            and message.parent_message_id is None
+            and message.chat_room_uuid
+            and message.chat_room_uuid not in data.unread_rooms
+        ):
+            self.async_set_updated_data(
+                replace(data, unread_rooms=data.unread_rooms | {message.chat_room_uuid})
+            )
+        if own and self.options.get(CONF_IGNORE_OWN, True):
+            return
+        kind, bus = {
+            "newMessage": ("new_message", EVENT_NEW_MESSAGE),
+            "updatedMessage": ("message_updated", EVENT_MESSAGE_UPDATED),
+            "deletedMessage": ("message_deleted", EVENT_MESSAGE_DELETED),
+        }[event.name]
+        room = self.rooms.get(message.chat_room_uuid or "")
+        payload: dict[str, Any] = {
+            "room_uuid": message.chat_room_uuid,
+            "room_name": data.room_name(message.chat_room_uuid),
+            "room_kind": message.chat_room_kind or (room.kind if room else None),
+            "message_id": message.id,
+            "sender_name": message.sender.name if message.sender else None,
+            "sender_id": message.sender.community_member_id if message.sender else None,
+            "sent_at": message.sent_at.isoformat() if message.sent_at else None,
+            "thread_id": message.chat_thread_id,
+            "parent_message_id": message.parent_message_id,
+            "own": own,
+        }
+        if self.options.get(CONF_INCLUDE_TEXT, True) and kind != "message_deleted":
+            payload["text"] = message.body
+        self._fire(kind, bus, payload)
+
+    def _fire(self, kind: str, bus_event: str, payload: dict[str, Any]) -> None:
+        self.hass.bus.async_fire(
+            bus_event,
+            {
+                "config_entry_id": self.config_entry.entry_id,
+                "device_id": self.device_id,
+                **payload,
+            },
+        )
+        for listener in tuple(self._activity_listeners):
+            listener(kind, bus_event, payload)

@@ -1,0 +1,55 @@
+"""Diagnostics with every secret and personal field removed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.core import HomeAssistant
+
+from .const import CONF_APP_TOKEN, CONF_MEMBER, CONF_TOKENS
+from .coordinator import CircleConfigEntry
+
+TO_REDACT = {
+    CONF_APP_TOKEN,
+    CONF_TOKENS,
+    CONF_MEMBER,
+    "email",
+    "name",
+    "title",
+    "unique_id",
+}
+
+
+async def async_get_config_entry_diagnostics(
+    hass: HomeAssistant, entry: CircleConfigEntry
+) -> dict[str, Any]:
+    """Return connection, subscriptions and counts; no token, email, name or room name."""
+    coordinator = entry.runtime_data
+    cable = coordinator.cable
+    data = coordinator.data
+    return {
+        "entry": async_redact_data(
+            {
+                "data": dict(entry.data),
+                "options": dict(entry.options),
+                "title": entry.title,
+            },
+            TO_REDACT,
+        ),
+        "connection": {
+            "state": coordinator.connection.state.value,
+            "reason": coordinator.connection.reason,
+            "reconnects": cable.reconnects if cable else 0,
+            "available": coordinator.available,
+        },
+        "subscriptions": [
+            {"channel": sub.channel, "state": sub.state.value, "attempts": sub.attempts}
+            for sub in (cable.subscriptions if cable else [])
+        ],
+        "data": {
+            "new_notifications_count": data.new_notifications_count if data else None,
+            "unread_rooms": len(data.unread_rooms) if data else None,
+            "rooms": len(coordinator.rooms),
+        },
+    }

@@ -1,0 +1,36 @@
+"""Base entity: one service device per Circle account."""
+
+from __future__ import annotations
+
+from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
+from homeassistant.helpers.update_coordinator import CoordinatorEntity
+
+from .const import DOMAIN
+from .coordinator import CircleCoordinator
+
+
+class CircleEntity(CoordinatorEntity[CircleCoordinator]):
+    """Shares the device and the availability rule (grace period) of the coordinator."""
+
+    _attr_has_entity_name = True
+
+    def __init__(self, coordinator: CircleCoordinator, key: str) -> None:
+        """Name comes from the translation key; unique per entry."""
+        super().__init__(coordinator)
+        entry = coordinator.config_entry
+        self._attr_translation_key = key
+        self._attr_unique_id = f"{entry.unique_id}_{key}"
+        member = coordinator.member
+        self._attr_device_info = DeviceInfo(
+            identifiers={(DOMAIN, entry.entry_id)},
+            entry_type=DeviceEntryType.SERVICE,
+            manufacturer="Circle",
+            model="Community member",
+            name=f"Circle {member.name}" if member and member.name else entry.title,
+            configuration_url=coordinator.community_url,
+        )
+
+    @property
+    def available(self) -> bool:
+        """Unavailable only after the grace period or an auth failure."""
+        return self.coordinator.available

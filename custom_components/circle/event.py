@@ -1,0 +1,68 @@
+"""Event entities for chat messages and notifications (fixed, translated event types)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.components.event import EventEntity
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .coordinator import CircleConfigEntry, CircleCoordinator
+from .entity import CircleEntity
+
+PARALLEL_UPDATES = 0
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: CircleConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the chat and notification event entities."""
+    coordinator = entry.runtime_data
+    async_add_entities([ChatMessageEvent(coordinator), NotificationEvent(coordinator)])
+
+
+class CircleActivityEvent(CircleEntity, EventEntity):
+    """Triggers on the coordinator's activity of its own event types."""
+
+    # Message text and names stay out of the recorder.
+    _unrecorded_attributes = frozenset(
+        {"text", "sender_name", "room_name", "actor_name", "title"}
+    )
+
+    @callback
+    def _async_on_activity(
+        self, kind: str, _bus_event: str, data: dict[str, Any]
+    ) -> None:
+        if kind in self.event_types:
+            self._trigger_event(kind, data)
+            self.async_write_ha_state()
+
+    async def async_added_to_hass(self) -> None:
+        """Listen to the coordinator."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            self.coordinator.async_add_activity_listener(self._async_on_activity)
+        )
+
+
+class ChatMessageEvent(CircleActivityEvent):
+    """New, edited and deleted chat messages."""
+
+    _attr_event_types = ["new_message", "message_updated", "message_deleted"]  # noqa: RUF012
+
+    def __init__(self, coordinator: CircleCoordinator) -> None:
+        """Set the key."""
+        super().__init__(coordinator, "chat_message")
+
+
+class NotificationEvent(CircleActivityEvent):
+    """New in-app notifications."""
+
+    _attr_event_types = ["new_notification"]  # noqa: RUF012
+
+    def __init__(self, coordinator: CircleCoordinator) -> None:
+        """Set the key."""
+        super().__init__(coordinator, "notification")
