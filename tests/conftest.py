@@ -165,7 +165,9 @@ async def harness_factory(
 @pytest.fixture
 def cable_options(monkeypatch: pytest.MonkeyPatch) -> CableOptions:
     """Fast cable timings inside Home Assistant too."""
-    monkeypatch.setattr("custom_components.circle.coordinator.CABLE_OPTIONS", FAST_OPTIONS)
+    monkeypatch.setattr(
+        "custom_components.circle.coordinator.CABLE_OPTIONS", FAST_OPTIONS
+    )
     return FAST_OPTIONS
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
 from homeassistant.config_entries import SOURCE_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.circle.const import DOMAIN
@@ -23,7 +23,9 @@ def user_input(simulator, **overrides):
 
 
 async def start(hass: HomeAssistant):
-    return await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    return await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_USER}
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +37,12 @@ async def test_user_flow_creates_entry(hass, simulator) -> None:
     result = await start(hass)
     assert result["type"] is FlowResultType.FORM and result["errors"] == {}
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], user_input(simulator, member="grace@example.com", advanced={"origin": simulator.origin + "/x"})
+        result["flow_id"],
+        user_input(
+            simulator,
+            member="grace@example.com",
+            advanced={"origin": simulator.origin + "/x"},
+        ),
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == "Grace Hopper"
@@ -47,8 +54,13 @@ async def test_user_flow_creates_entry(hass, simulator) -> None:
     await hass.async_block_till_done()
     # A second time: already configured.
     result = await start(hass)
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input(simulator))
-    assert result["type"] is FlowResultType.ABORT and result["reason"] == "already_configured"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], user_input(simulator)
+    )
+    assert (
+        result["type"] is FlowResultType.ABORT
+        and result["reason"] == "already_configured"
+    )
     entry = hass.config_entries.async_entries(DOMAIN)[0]
     await hass.config_entries.async_unload(entry.entry_id)
 
@@ -57,23 +69,37 @@ async def test_user_flow_creates_entry(hass, simulator) -> None:
     ("setup", "overrides", "errors"),
     [
         (None, {"app_token": "wrong"}, {"base": "invalid_auth"}),
-        (lambda sim: setattr(sim.config, "eligible", False), {}, {"base": "not_eligible"}),
+        (
+            lambda sim: setattr(sim.config, "eligible", False),
+            {},
+            {"base": "not_eligible"},
+        ),
         (None, {"member": "nobody@example.com"}, {"member": "member_not_found"}),
-        (lambda sim: sim.add_fault("mint", 429, retry_after="5"), {}, {"base": "rate_limited"}),
+        (
+            lambda sim: sim.add_fault("mint", 429, retry_after="5"),
+            {},
+            {"base": "rate_limited"},
+        ),
         (None, {"community_url": "http://127.0.0.1:9"}, {"base": "cannot_connect"}),
         (lambda sim: sim.add_fault("mint", 400), {}, {"base": "unknown"}),
         (None, {"community_url": "ftp://x"}, {"community_url": "invalid_url"}),
     ],
 )
-async def test_user_flow_errors_then_recovers(hass, simulator, setup, overrides, errors) -> None:
+async def test_user_flow_errors_then_recovers(
+    hass, simulator, setup, overrides, errors
+) -> None:
     if setup:
         setup(simulator)
     result = await start(hass)
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input(simulator, **overrides))
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], user_input(simulator, **overrides)
+    )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == errors
     simulator.config.eligible = True
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input(simulator))
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], user_input(simulator)
+    )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
     await hass.config_entries.async_unload(result["result"].entry_id)
@@ -82,12 +108,19 @@ async def test_user_flow_errors_then_recovers(hass, simulator, setup, overrides,
 async def test_url_without_scheme_gets_https(hass, simulator) -> None:
     from custom_components.circle.config_flow import _normalise_url
 
-    assert _normalise_url("community.example.com/path") == "https://community.example.com"
+    assert (
+        _normalise_url("community.example.com/path") == "https://community.example.com"
+    )
     assert _normalise_url(" http://127.0.0.1:8080/ ") == "http://127.0.0.1:8080"
 
 
 def loaded_entry(hass, simulator, **data) -> MockConfigEntry:
-    entry = MockConfigEntry(domain=DOMAIN, title="Grace Hopper", unique_id="1_42", data=entry_data(simulator, **data))
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Grace Hopper",
+        unique_id="1_42",
+        data=entry_data(simulator, **data),
+    )
     entry.add_to_hass(hass)
     return entry
 
@@ -96,10 +129,17 @@ async def test_reauth(hass, simulator) -> None:
     entry = loaded_entry(hass, simulator, app_token="old")
     result = await entry.start_reauth_flow(hass)
     assert result["step_id"] == "reauth_confirm"
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], {"app_token": "still-wrong"})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"app_token": "still-wrong"}
+    )
     assert result["errors"] == {"base": "invalid_auth"}
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], {"app_token": simulator.app_token})
-    assert result["type"] is FlowResultType.ABORT and result["reason"] == "reauth_successful"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"app_token": simulator.app_token}
+    )
+    assert (
+        result["type"] is FlowResultType.ABORT
+        and result["reason"] == "reauth_successful"
+    )
     assert entry.data["app_token"] == simulator.app_token
     assert entry.data["tokens"]["access_token"] in simulator.access_tokens
     await hass.async_block_till_done()
@@ -107,9 +147,17 @@ async def test_reauth(hass, simulator) -> None:
 
 
 async def test_reauth_for_another_member_is_refused(hass, simulator) -> None:
-    entry = loaded_entry(hass, simulator, app_token="old", member=str(simulator.seeded["ada"].id), member_id=simulator.seeded["ada"].id)
+    entry = loaded_entry(
+        hass,
+        simulator,
+        app_token="old",
+        member=str(simulator.seeded["ada"].id),
+        member_id=simulator.seeded["ada"].id,
+    )
     result = await entry.start_reauth_flow(hass)
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], {"app_token": simulator.app_token})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"app_token": simulator.app_token}
+    )
     assert result["type"] is FlowResultType.ABORT and result["reason"] == "wrong_member"
 
 
@@ -118,14 +166,26 @@ async def test_reconfigure(hass, simulator) -> None:
     result = await entry.start_reconfigure_flow(hass)
     assert result["step_id"] == "reconfigure"
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {"community_url": simulator.url, "member": "nobody@example.com", "advanced": {}}
+        result["flow_id"],
+        {
+            "community_url": simulator.url,
+            "member": "nobody@example.com",
+            "advanced": {},
+        },
     )
     assert result["errors"] == {"member": "member_not_found"}
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"],
-        {"community_url": simulator.url, "member": "ada@example.com", "advanced": {"origin": simulator.origin}},
+        {
+            "community_url": simulator.url,
+            "member": "ada@example.com",
+            "advanced": {"origin": simulator.origin},
+        },
     )
-    assert result["type"] is FlowResultType.ABORT and result["reason"] == "reconfigure_successful"
+    assert (
+        result["type"] is FlowResultType.ABORT
+        and result["reason"] == "reconfigure_successful"
+    )
     ada = simulator.seeded["ada"].id
     assert entry.unique_id == f"1_{ada}" and entry.data["member_id"] == ada
     assert entry.data["origin"] == simulator.origin
@@ -135,16 +195,23 @@ async def test_reconfigure(hass, simulator) -> None:
 
 async def test_reconfigure_same_member_keeps_unique_id(hass, simulator) -> None:
     entry = loaded_entry(hass, simulator)
-    other = MockConfigEntry(domain=DOMAIN, unique_id=f"1_{simulator.seeded['alan'].id}", data={})
+    other = MockConfigEntry(
+        domain=DOMAIN, unique_id=f"1_{simulator.seeded['alan'].id}", data={}
+    )
     other.add_to_hass(hass)
     result = await entry.start_reconfigure_flow(hass)
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {"community_url": simulator.url, "member": "alan@example.com", "advanced": {}}
+        result["flow_id"],
+        {"community_url": simulator.url, "member": "alan@example.com", "advanced": {}},
     )
-    assert result["type"] is FlowResultType.ABORT and result["reason"] == "already_configured"
+    assert (
+        result["type"] is FlowResultType.ABORT
+        and result["reason"] == "already_configured"
+    )
     result = await entry.start_reconfigure_flow(hass)
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {"community_url": simulator.url, "member": "grace@example.com", "advanced": {}}
+        result["flow_id"],
+        {"community_url": simulator.url, "member": "grace@example.com", "advanced": {}},
     )
     assert result["reason"] == "reconfigure_successful" and entry.unique_id == "1_42"
     await hass.async_block_till_done()
@@ -162,7 +229,8 @@ async def test_options_flow_lists_rooms(hass, simulator) -> None:
     assert labels == {"Ada Lovelace", "Analytical Engines"}
     group = str(simulator.seeded["group"].id)
     result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {"include_text": False, "ignore_own_messages": True, "followed_rooms": [group]}
+        result["flow_id"],
+        {"include_text": False, "ignore_own_messages": True, "followed_rooms": [group]},
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-import pytest
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
 from homeassistant.util import dt as dt_util
+import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_capture_events,
@@ -30,7 +30,9 @@ CHAT_EVENT = "event.circle_grace_hopper_chat_message"
 NOTIFICATION_EVENT = "event.circle_grace_hopper_notification"
 
 
-async def setup(hass: HomeAssistant, simulator, options=None, **data) -> MockConfigEntry:
+async def setup(
+    hass: HomeAssistant, simulator, options=None, **data
+) -> MockConfigEntry:
     entry = MockConfigEntry(
         domain=DOMAIN,
         title="Grace Hopper",
@@ -87,7 +89,9 @@ async def test_setup_shows_counts_and_unloads_cleanly(hass, simulator) -> None:
 
 async def test_push_updates_reach_sensors_and_events_fire_once(hass, simulator) -> None:
     s = simulator.seeded
-    entry = await setup(hass, simulator, options={"followed_rooms": [str(s["group"].id)]})
+    entry = await setup(
+        hass, simulator, options={"followed_rooms": [str(s["group"].id)]}
+    )
     await connected(hass, entry)
     messages = async_capture_events(hass, "circle_new_message")
     notifications = async_capture_events(hass, "circle_new_notification")
@@ -103,25 +107,37 @@ async def test_push_updates_reach_sensors_and_events_fire_once(hass, simulator) 
     assert len(messages) == 1
     event = messages[0].data
     assert event["config_entry_id"] == entry.entry_id
-    assert event["device_id"] == dr.async_get(hass).async_get_device({(DOMAIN, entry.entry_id)}).id
+    assert (
+        event["device_id"]
+        == dr.async_get(hass).async_get_device({(DOMAIN, entry.entry_id)}).id
+    )
     assert event["room_name"] == "Analytical Engines"
     assert event["room_kind"] == "group_chat"
     assert event["sender_name"] == "Ada Lovelace"
     assert event["text"] == "hello group"
     assert event["room_uuid"] == s["group"].uuid
-    assert len(notifications) == 1 and notifications[0].data["actor_name"] == "Alan Turing"
+    assert (
+        len(notifications) == 1 and notifications[0].data["actor_name"] == "Alan Turing"
+    )
     chat_state = hass.states.get(CHAT_EVENT)
     assert chat_state.attributes["event_type"] == "new_message"
     assert chat_state.attributes["sender_name"] == "Ada Lovelace"
-    assert hass.states.get(NOTIFICATION_EVENT).attributes["event_type"] == "new_notification"
+    assert (
+        hass.states.get(NOTIFICATION_EVENT).attributes["event_type"]
+        == "new_notification"
+    )
     # Reading the room elsewhere clears it; resetting clears the badge.
     community.mark_room_read(s["group"], 42)
     community.reset_notifications(42)
-    await wait_for(lambda: state(hass, CHATS) == "0" and state(hass, NOTIFICATIONS) == "0")
+    await wait_for(
+        lambda: state(hass, CHATS) == "0" and state(hass, NOTIFICATIONS) == "0"
+    )
     # Own messages neither count nor fire by default; a reply does not make a room unread.
     community.post_message(s["dm"], 42, "mine")
     root = community.post_message(s["group"], s["alan"].id, "root")
-    community.post_message(s["group"], s["ada"].id, "a reply", parent_message_id=root.id)
+    community.post_message(
+        s["group"], s["ada"].id, "a reply", parent_message_id=root.id
+    )
     await wait_for(lambda: len(messages) == 3)
     assert [m.data["text"] for m in messages[1:]] == ["root", "a reply"]
     assert state(hass, CHATS) == "1"
@@ -133,7 +149,9 @@ async def test_push_updates_reach_sensors_and_events_fire_once(hass, simulator) 
 
 async def test_options_text_off_and_own_messages_on(hass, simulator) -> None:
     s = simulator.seeded
-    entry = await setup(hass, simulator, options={"include_text": False, "ignore_own_messages": False})
+    entry = await setup(
+        hass, simulator, options={"include_text": False, "ignore_own_messages": False}
+    )
     await connected(hass, entry)
     messages = async_capture_events(hass, "circle_new_message")
     simulator.community.post_message(s["dm"], 42, "mine")
@@ -148,7 +166,9 @@ async def test_new_room_and_rename(hass, simulator) -> None:
     await connected(hass, entry)
     room = simulator.community.create_room("direct", "Alan Turing", [42, s["alan"].id])
     simulator.community.post_message(room, s["alan"].id, "hi")
-    await wait_for(lambda: hass.states.get(CHATS).attributes["rooms"] == ["Alan Turing"])
+    await wait_for(
+        lambda: hass.states.get(CHATS).attributes["rooms"] == ["Alan Turing"]
+    )
     simulator.community.update_room(room, name="Alan T.")
     await wait_for(lambda: hass.states.get(CHATS).attributes["rooms"] == ["Alan T."])
 
@@ -162,13 +182,21 @@ async def test_reconnect_resyncs_what_was_missed(hass, simulator) -> None:
     simulator.community.notify(42)
     simulator.community.notify(42)
     simulator.community.post_message(s["dm"], s["ada"].id, "missed")
-    await wait_for(lambda: state(hass, NOTIFICATIONS) == "2" and state(hass, CHATS) == "1", timeout=5)
+    await wait_for(
+        lambda: state(hass, NOTIFICATIONS) == "2" and state(hass, CHATS) == "1",
+        timeout=5,
+    )
     assert entry.runtime_data.cable.reconnects >= 1
 
 
-async def test_token_refresh_keeps_the_cable_and_the_entry(hass, simulator, monkeypatch) -> None:
+async def test_token_refresh_keeps_the_cable_and_the_entry(
+    hass, simulator, monkeypatch
+) -> None:
     simulator.config.access_ttl = 1.0
-    monkeypatch.setattr("custom_components.circle.client.auth.DEFAULT_REFRESH_MARGIN", timedelta(seconds=0.5))
+    monkeypatch.setattr(
+        "custom_components.circle.client.auth.DEFAULT_REFRESH_MARGIN",
+        timedelta(seconds=0.5),
+    )
     entry = await setup(hass, simulator)
     await connected(hass, entry)
     coordinator = entry.runtime_data
@@ -193,7 +221,9 @@ async def test_availability_grace_period(hass, simulator) -> None:
     await wait_for(lambda: state(hass, CONNECTION) == STATE_OFF)
     assert state(hass, NOTIFICATIONS) == "0"  # still shown during the grace period
     issues = ir.async_get(hass)
-    await wait_for(lambda: issues.async_get_issue(DOMAIN, f"origin_rejected_{entry.entry_id}"))
+    await wait_for(
+        lambda: issues.async_get_issue(DOMAIN, f"origin_rejected_{entry.entry_id}")
+    )
     async_fire_time_changed(hass, dt_util.utcnow() + timedelta(minutes=2))
     await hass.async_block_till_done()
     assert state(hass, NOTIFICATIONS) == STATE_UNAVAILABLE
@@ -239,18 +269,29 @@ async def test_not_eligible_mid_session_creates_repair_issue(hass, simulator) ->
     simulator.revoke_tokens("access")
     simulator.drop_connections()
     issues = ir.async_get(hass)
-    await wait_for(lambda: issues.async_get_issue(DOMAIN, f"not_eligible_{entry.entry_id}"))
+    await wait_for(
+        lambda: issues.async_get_issue(DOMAIN, f"not_eligible_{entry.entry_id}")
+    )
 
 
 async def test_rejected_subscription_creates_repair_issue(hass, simulator) -> None:
     simulator.config.subscriptions = "reject"
     entry = await setup(hass, simulator)
     issues = ir.async_get(hass)
-    issue = await wait_for(lambda: issues.async_get_issue(DOMAIN, f"subscription_rejected_{entry.entry_id}"))
+    issue = await wait_for(
+        lambda: issues.async_get_issue(
+            DOMAIN, f"subscription_rejected_{entry.entry_id}"
+        )
+    )
     assert "NotificationChannel" in issue.translation_placeholders["channel"]
     simulator.config.subscriptions = "normal"
     simulator.drop_connections()
-    await wait_for(lambda: issues.async_get_issue(DOMAIN, f"subscription_rejected_{entry.entry_id}") is None)
+    await wait_for(
+        lambda: issues.async_get_issue(
+            DOMAIN, f"subscription_rejected_{entry.entry_id}"
+        )
+        is None
+    )
 
 
 @pytest.mark.parametrize(
@@ -297,7 +338,9 @@ async def test_setup_errors(hass, simulator, fault, expected) -> None:
     if fault == "app_token":
         assert hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     if fault == "not_eligible":
-        assert ir.async_get(hass).async_get_issue(DOMAIN, f"not_eligible_{entry.entry_id}")
+        assert ir.async_get(hass).async_get_issue(
+            DOMAIN, f"not_eligible_{entry.entry_id}"
+        )
 
 
 async def test_resync_rate_limited_marks_update_failed(hass, simulator) -> None:
@@ -309,11 +352,15 @@ async def test_resync_rate_limited_marks_update_failed(hass, simulator) -> None:
     assert state(hass, NOTIFICATIONS) == STATE_UNAVAILABLE
 
 
-async def test_options_change_reloads_but_token_change_does_not(hass, simulator) -> None:
+async def test_options_change_reloads_but_token_change_does_not(
+    hass, simulator
+) -> None:
     entry = await setup(hass, simulator)
     await connected(hass, entry)
     coordinator = entry.runtime_data
-    hass.config_entries.async_update_entry(entry, data={**entry.data, "tokens": entry.data["tokens"]})
+    hass.config_entries.async_update_entry(
+        entry, data={**entry.data, "tokens": entry.data["tokens"]}
+    )
     await hass.async_block_till_done()
     assert entry.runtime_data is coordinator
     hass.config_entries.async_update_entry(entry, options={"include_text": False})
@@ -334,7 +381,12 @@ async def test_diagnostics_are_redacted(hass, simulator, hass_client) -> None:
     await connected(hass, entry)
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
     text = str(diagnostics)
-    for secret in (simulator.app_token, *simulator.access_tokens, *simulator.refresh_tokens, "Grace Hopper"):
+    for secret in (
+        simulator.app_token,
+        *simulator.access_tokens,
+        *simulator.refresh_tokens,
+        "Grace Hopper",
+    ):
         assert secret not in text
     assert diagnostics["connection"]["state"] == "connected"
     assert {s["state"] for s in diagnostics["subscriptions"]} == {"confirmed"}
@@ -347,16 +399,38 @@ async def test_logbook_describes_without_text(hass, simulator) -> None:
     from custom_components.circle.logbook import async_describe_events
 
     described = {}
-    async_describe_events(hass, lambda domain, event_type, fn: described.__setitem__(event_type, fn))
+    async_describe_events(
+        hass, lambda domain, event_type, fn: described.__setitem__(event_type, fn)
+    )
 
     class FakeEvent:
         def __init__(self, event_type, data):
             self.event_type = event_type
             self.data = data
 
-    line = described["circle_new_message"](FakeEvent("circle_new_message", {"sender_name": "Ada", "room_name": "DM", "text": "secret"}))
+    line = described["circle_new_message"](
+        FakeEvent(
+            "circle_new_message",
+            {"sender_name": "Ada", "room_name": "DM", "text": "secret"},
+        )
+    )
     assert line["message"] == "New message from Ada in DM"
-    assert described["circle_message_deleted"](FakeEvent("circle_message_deleted", {}))["message"] == "Message deleted"
-    assert described["circle_new_notification"](FakeEvent("circle_new_notification", {"actor_name": "Al"}))["message"] == "New notification from Al"
-    assert described["circle_new_notification"](FakeEvent("circle_new_notification", {}))["message"] == "New notification"
+    assert (
+        described["circle_message_deleted"](FakeEvent("circle_message_deleted", {}))[
+            "message"
+        ]
+        == "Message deleted"
+    )
+    assert (
+        described["circle_new_notification"](
+            FakeEvent("circle_new_notification", {"actor_name": "Al"})
+        )["message"]
+        == "New notification from Al"
+    )
+    assert (
+        described["circle_new_notification"](FakeEvent("circle_new_notification", {}))[
+            "message"
+        ]
+        == "New notification"
+    )
     assert await async_setup_component(hass, "logbook", {}) or True
