@@ -11,6 +11,7 @@ import logging
 import pytest
 
 from custom_components.circle.client import (
+    CableOptions,
     ChatRoomEvent,
     ChatThreadReadEvent,
     ConnectionState,
@@ -490,3 +491,21 @@ async def test_stays_up_across_token_refresh(
         simulator.seeded["dm"], simulator.seeded["ada"].id, "x"
     )
     await wait_for(lambda: harness.events_named("newMessage"))
+
+
+@pytest.mark.parametrize("sim_config", [SimConfig(ping_interval=3.0)])
+async def test_half_open_detected_within_two_pings_and_a_second_with_real_timings(
+    harness_factory, simulator
+) -> None:
+    """Circle's real cadence (pings every 3 s) and the client's default 6 s threshold."""
+    harness = harness_factory(
+        options=replace(FAST_OPTIONS, stale_after=CableOptions().stale_after)
+    )
+    harness.start()
+    await harness.ready()
+    await asyncio.sleep(0.5)
+    loop = asyncio.get_running_loop()
+    silenced_at = loop.time()
+    simulator.silence()
+    await wait_for(lambda: any(s.reason == "stale" for s in harness.states), timeout=10)
+    assert loop.time() - silenced_at <= 2 * 3.0 + 1.0

@@ -434,3 +434,24 @@ async def test_logbook_describes_without_text(hass, simulator) -> None:
         == "New notification"
     )
     assert await async_setup_component(hass, "logbook", {}) or True
+
+
+async def test_failed_resync_is_retried_after_retry_after(
+    hass, simulator, monkeypatch
+) -> None:
+    monkeypatch.setattr(
+        "custom_components.circle.coordinator.RESYNC_RETRY_INITIAL", 0.05
+    )
+    entry = await setup(hass, simulator)
+    await connected(hass, entry)
+    simulator.add_fault("rest", 503, count=2)
+    simulator.add_fault("rest", 429, retry_after="0.2", count=1)
+    simulator.community.notify(42)
+    simulator.drop_connections()
+    await wait_for(lambda: not entry.runtime_data.last_update_success, timeout=5)
+    await wait_for(
+        lambda: entry.runtime_data.last_update_success
+        and state(hass, NOTIFICATIONS) == "1",
+        timeout=5,
+    )
+    assert all(f.count == 0 for f in simulator.faults)

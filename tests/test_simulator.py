@@ -217,7 +217,6 @@ async def test_control_api(session, simulator) -> None:
     assert (await ctl("nope"))[0] == 404
     status, body = await ctl("message", room_id=simulator.seeded["dm"].id, text="hi")
     assert status == 200 and body["result"]["id"]
-    assert (await ctl("notification"))[0] == 200
     assert (await ctl("fault", target="rest", status=503))[0] == 200
     assert simulator.faults[-1].status == 503
     for action in (
@@ -229,9 +228,30 @@ async def test_control_api(session, simulator) -> None:
         "revoke_app_token",
     ):
         assert (await ctl(action))[0] == 200
-    assert (await ctl("inject", stream="notification-channel-42", event="x"))[1][
-        "result"
-    ] == 0
+    dm = simulator.seeded["dm"]
+    message_id = body["result"]["id"]
+    assert (await ctl("edit", room_id=dm.id, message_id=message_id, text="edited"))[
+        0
+    ] == 200
+    assert dm.messages[-1].body == "edited"
+    assert (await ctl("edit", room_id=dm.id, message_id=1))[0] == 404
+    assert (await ctl("read", room_uuid=dm.uuid))[0] == 200
+    assert (await ctl("read", room_uuid="nope"))[0] == 404
+    assert (await ctl("message", room_uuid="nope"))[0] == 404
+    for action in ("pin", "unpin", "rename"):
+        assert (await ctl(action, room_id=dm.id, name="DM"))[0] == 200
+    assert dm.name == "DM"
+    assert (await ctl("delete_message", room_id=dm.id, message_id=message_id))[0] == 200
+    assert not dm.messages
+    status, created = await ctl("create_room", name="Fresh")
+    assert status == 200
+    assert (await ctl("delete_room", room_id=created["result"]["id"]))[0] == 200
+    assert (await ctl("reset_notifications"))[0] == 200
+    assert simulator.seeded["me"].new_notifications_count == 0
+    assert (await ctl("notification"))[0] == 200
+    injected = await ctl("inject", stream="notification-channel-42", event="x")
+    assert injected[1]["result"] == 0
+    simulator.community.post_message(dm, simulator.seeded["ada"].id, "unread again")
     assert (await ctl("frame", kind="truncated"))[0] == 200
     async with session.get(simulator.url + "/_sim/state") as resp:
         state = await resp.json()

@@ -7,6 +7,7 @@ cable has no replay and drops what was broadcast before a subscription was confi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -70,6 +71,8 @@ from .const import (
 type CircleConfigEntry = ConfigEntry[CircleCoordinator]
 
 CABLE_OPTIONS = CableOptions()
+RESYNC_RETRY_INITIAL = 5.0
+RESYNC_RETRY_MAX = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +130,7 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         self._grace_unsub: CALLBACK_TYPE | None = None
         self._activity_listeners: list[ActivityListener] = []
         self._rejected: set[str] = set()
+        self._resync_task: asyncio.Task[None] | None = None
 
     # --- setup -----------------------------------------------------------------------------
 
@@ -313,9 +317,25 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
             s.state is not SubscriptionState.PENDING for s in self.cable.subscriptions
         ):
             # Nothing broadcast before the confirmations reached us: re-read the truth.
-            self.config_entry.async_create_background_task(
-                self.hass, self.async_refresh(), f"{DOMAIN}_resync"
+            if self._resync_task is not None:
+                self._resync_task.cancel()
+            self._resync_task = self.config_entry.async_create_background_task(
+                self.hass, self._async_resync(), f"{DOMAIN}_resync"
             )
+
+    async def _async_resync(self) -> None:
+        """Refresh until it works, honouring Retry-After, backing off up to five minutes."""
+        delay = RESYNC_RETRY_INITIAL
+        while True:
+            await self.async_refresh()
+            if self.last_update_success:
+                return
+            cause = self.last_exception.__cause__ if self.last_exception else None
+            wait = (
+                cause.retry_after if isinstance(cause, CircleRateLimitError) else delay
+            )
+            delay = min(delay * 2, RESYNC_RETRY_MAX)
+            await asyncio.sleep(wait)
 
     def _issue_id(self, key: str) -> str:
         return f"{key}_{self.config_entry.entry_id}"

@@ -947,6 +947,46 @@ class CircleSimulator:
                 room, sender, body.get("text", "Hello"), body.get("parent_message_id")
             )
             result = {"id": message.id, "room_uuid": room.uuid}
+        elif action in (
+            "read",
+            "edit",
+            "delete_message",
+            "delete_room",
+            "pin",
+            "unpin",
+            "rename",
+        ):
+            room = c.rooms.get(body.get("room_id")) or c.room_by_uuid(
+                body.get("room_uuid", "")
+            )
+            if room is None:
+                return web.json_response({"error": "no such room"}, status=404)
+            member_id = body.get("member_id", self.member_id)
+            message = next(
+                (m for m in room.messages if m.id == body.get("message_id")), None
+            )
+            if action == "read":
+                c.mark_room_read(room, member_id)
+            elif action == "rename":
+                c.update_room(room, name=body.get("name", room.name))
+            elif action in ("pin", "unpin"):
+                c.pin_room(room, member_id, pinned=action == "pin")
+            elif action == "delete_room":
+                c.delete_room(room)
+            elif message is None:
+                return web.json_response({"error": "no such message"}, status=404)
+            elif action == "edit":
+                c.edit_message(room, message, body.get("text", message.body))
+            else:
+                c.delete_message(room, message)
+        elif action == "create_room":
+            members = [self.member_id, *body.get("member_ids", [self.seeded["ada"].id])]
+            room = c.create_room(
+                body.get("kind", "group_chat"), body.get("name", "New room"), members
+            )
+            result = {"id": room.id, "uuid": room.uuid}
+        elif action == "reset_notifications":
+            c.reset_notifications(body.get("member_id", self.member_id))
         elif action == "notification":
             result = {
                 "id": c.notify(
