@@ -10,7 +10,9 @@ NOTIFICATIONS = "sensor.circle_grace_hopper_unread_notifications"
 CHATS = "sensor.circle_grace_hopper_unread_chats"
 
 
-async def test_message_and_notification_reach_home_assistant(socket_enabled, tmp_path) -> None:
+async def test_message_and_notification_reach_home_assistant(
+    socket_enabled, tmp_path
+) -> None:
     stack = LiveStack(tmp_path / "config")
     await stack.start()
     try:
@@ -19,11 +21,19 @@ async def test_message_and_notification_reach_home_assistant(socket_enabled, tmp
             await ws.receive_json()
             await ws.send_json({"type": "auth", "access_token": stack.token})
             assert (await ws.receive_json())["type"] == "auth_ok"
-            await ws.send_json({"id": 1, "type": "subscribe_events", "event_type": "circle_new_message"})
+            await ws.send_json(
+                {
+                    "id": 1,
+                    "type": "subscribe_events",
+                    "event_type": "circle_new_message",
+                }
+            )
             assert (await ws.receive_json())["success"]
             loop = asyncio.get_running_loop()
             started = loop.time()
-            sent = await stack.sim_control("message", room_uuid=await _dm_uuid(stack), text="Hello from e2e")
+            sent = await stack.sim_control(
+                "message", room_uuid=await _dm_uuid(stack), text="Hello from e2e"
+            )
             await stack.sim_control("notification", actor_name="Alan Turing")
             event = await asyncio.wait_for(ws.receive_json(), 2)
             assert event["event"]["event_type"] == "circle_new_message"
@@ -32,7 +42,9 @@ async def test_message_and_notification_reach_home_assistant(socket_enabled, tmp
             assert data["text"] == "Hello from e2e"
             assert data["sender_name"] == "Ada Lovelace"
             assert data["config_entry_id"] == stack.entry_id
-            await stack.wait_state(NOTIFICATIONS, "1", timeout=2 - (loop.time() - started))
+            await stack.wait_state(
+                NOTIFICATIONS, "1", timeout=2 - (loop.time() - started)
+            )
             await stack.wait_state(CHATS, "1", timeout=2 - (loop.time() - started))
             assert (await stack.state(CHATS))["attributes"]["rooms"] == ["Ada Lovelace"]
     finally:
@@ -44,4 +56,8 @@ async def test_message_and_notification_reach_home_assistant(socket_enabled, tmp
 async def _dm_uuid(stack: LiveStack) -> str:
     async with stack.session.get(stack.sim["url"] + "/_sim/state") as resp:
         rooms = (await resp.json())["rooms"]
-    return next(r["uuid"] for r in rooms if r["kind"] == "direct" and r["name"] == "Ada Lovelace")
+    return next(
+        r["uuid"]
+        for r in rooms
+        if r["kind"] == "direct" and r["name"] == "Ada Lovelace"
+    )

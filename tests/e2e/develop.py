@@ -19,7 +19,7 @@ async def _main(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         await stack.start()
-    except Exception as err:  # noqa: BLE001 - tell the user, exit non-zero
+    except Exception as err:
         print(f"scripts/develop: {err}", file=sys.stderr)
         return 1
     print(stack.ready_line(), flush=True)
@@ -36,7 +36,11 @@ async def _main(args: argparse.Namespace) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="scripts/develop")
     parser.add_argument("--port", type=int, default=8123)
-    parser.add_argument("--config", default=str(ROOT / "config"), help="Home Assistant config dir (wiped)")
+    parser.add_argument(
+        "--config",
+        default=str(ROOT / "config"),
+        help="Home Assistant config dir (wiped)",
+    )
     sys.exit(asyncio.run(_main(parser.parse_args())))
 
 

@@ -46,8 +46,20 @@ logger:
 """
 E2E_COMPONENTS = ["api", "config", "onboarding", "websocket_api"]
 DEMO_COMPONENTS = [
-    "api", "config", "onboarding", "websocket_api", "frontend", "recorder", "history", "logbook",
-    "automation", "blueprint", "script", "person", "system_log", "energy",
+    "api",
+    "config",
+    "onboarding",
+    "websocket_api",
+    "frontend",
+    "recorder",
+    "history",
+    "logbook",
+    "automation",
+    "blueprint",
+    "script",
+    "person",
+    "system_log",
+    "energy",
 ]
 
 
@@ -130,7 +142,9 @@ class LiveStack:
             shutil.copytree(blueprints, self.config_dir / "blueprints")
         components = "\n".join(f"{c}:" for c in self.components)
         (self.config_dir / "configuration.yaml").write_text(
-            CONFIG_YAML.format(port=self.port, components=components, log_level=self.log_level)
+            CONFIG_YAML.format(
+                port=self.port, components=components, log_level=self.log_level
+            )
         )
         if "automation" in self.components:
             (self.config_dir / "automations.yaml").write_text("[]\n")
@@ -140,22 +154,36 @@ class LiveStack:
         storage.mkdir()
         (storage / "onboarding").write_text(
             json.dumps(
-                {"version": 4, "minor_version": 1, "key": "onboarding",
-                 "data": {"done": ["core_config", "analytics", "integration"]}}
+                {
+                    "version": 4,
+                    "minor_version": 1,
+                    "key": "onboarding",
+                    "data": {"done": ["core_config", "analytics", "integration"]},
+                }
             )
         )
 
     async def _start_hass(self) -> None:
-        log = open(self.config_dir / "hass.log", "wb")  # noqa: SIM115, ASYNC230 - child's log
+        log = open(self.config_dir / "hass.log", "wb")  # noqa: SIM115 - child's log
         self.hass_proc = await asyncio.create_subprocess_exec(
-            self.python, "-m", "homeassistant", "--config", str(self.config_dir), "--skip-pip",
-            cwd=ROOT, stdout=log, stderr=log, start_new_session=True,
+            self.python,
+            "-m",
+            "homeassistant",
+            "--config",
+            str(self.config_dir),
+            "--skip-pip",
+            cwd=ROOT,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
         log.close()
         while True:
             if self.hass_proc.returncode is not None:
-                raise RuntimeError(f"Home Assistant exited; see {self.config_dir / 'hass.log'}")
+                raise RuntimeError(
+                    f"Home Assistant exited; see {self.config_dir / 'hass.log'}"
+                )
             with contextlib.suppress(aiohttp.ClientError):
                 async with self.session.get(self.url + "/api/onboarding") as resp:
                     if resp.status == 200:
@@ -165,14 +193,23 @@ class LiveStack:
     async def _onboard(self) -> None:
         async with self.session.post(
             self.url + "/api/onboarding/users",
-            json={"client_id": CLIENT_ID, "name": "Demo", "username": self.user,
-                  "password": self.password, "language": "en"},
+            json={
+                "client_id": CLIENT_ID,
+                "name": "Demo",
+                "username": self.user,
+                "password": self.password,
+                "language": "en",
+            },
         ) as resp:
             resp.raise_for_status()
             code = (await resp.json())["auth_code"]
         async with self.session.post(
             self.url + "/auth/token",
-            data={"grant_type": "authorization_code", "code": code, "client_id": CLIENT_ID},
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "client_id": CLIENT_ID,
+            },
         ) as resp:
             resp.raise_for_status()
             access = (await resp.json())["access_token"]
@@ -181,7 +218,12 @@ class LiveStack:
             await ws.send_json({"type": "auth", "access_token": access})
             assert (await ws.receive_json())["type"] == "auth_ok"
             await ws.send_json(
-                {"id": 1, "type": "auth/long_lived_access_token", "client_name": "circle-develop", "lifespan": 365}
+                {
+                    "id": 1,
+                    "type": "auth/long_lived_access_token",
+                    "client_name": "circle-develop",
+                    "lifespan": 365,
+                }
             )
             result = await ws.receive_json()
             assert result["success"], result
@@ -212,21 +254,33 @@ class LiveStack:
             resp.raise_for_status()
             result = await resp.json()
         if result.get("type") != "create_entry":
-            raise RuntimeError(f"config flow did not create the entry: {result.get('errors')}")
+            raise RuntimeError(
+                f"config flow did not create the entry: {result.get('errors')}"
+            )
         self.entry_id = result["result"]["entry_id"]
-        await self.wait_state("binary_sensor.circle_grace_hopper_connection", "on", timeout=20)
+        await self.wait_state(
+            "binary_sensor.circle_grace_hopper_connection", "on", timeout=20
+        )
 
     async def state(self, entity_id: str) -> dict[str, Any] | None:
-        async with self.session.get(f"{self.url}/api/states/{entity_id}", headers=self.headers) as resp:
+        async with self.session.get(
+            f"{self.url}/api/states/{entity_id}", headers=self.headers
+        ) as resp:
             return await resp.json() if resp.status == 200 else None
 
-    async def wait_state(self, entity_id: str, value: str, timeout: float = 10.0) -> None:
+    async def wait_state(
+        self, entity_id: str, value: str, timeout: float = 10.0
+    ) -> None:
         async with asyncio.timeout(timeout):
-            while (state := await self.state(entity_id)) is None or state["state"] != value:
+            while (state := await self.state(entity_id)) is None or state[
+                "state"
+            ] != value:
                 await asyncio.sleep(0.05)
 
     async def sim_control(self, action: str, **body: Any) -> Any:
-        async with self.session.post(f"{self.sim['url']}/_sim/{action}", json=body) as resp:
+        async with self.session.post(
+            f"{self.sim['url']}/_sim/{action}", json=body
+        ) as resp:
             resp.raise_for_status()
             return (await resp.json())["result"]
 

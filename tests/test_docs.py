@@ -1,0 +1,124 @@
+"""What the README and the blueprint promise works in Home Assistant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+import re
+import shutil
+
+from homeassistant.core import HomeAssistant
+from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import async_mock_service
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BLUEPRINT = ROOT / "blueprints" / "automation" / "circle" / "notify_new_message.yaml"
+
+
+def readme_yaml_blocks() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return re.findall(r"```yaml\n(.*?)```", text, flags=re.DOTALL)
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    text = (ROOT / "README.md").read_text()
+    first_block = re.search(r"```bash\n(.*?)```", text, flags=re.DOTALL)
+    assert first_block is not None
+    commands = [
+        line.split("#")[0].strip()
+        for line in first_block.group(1).splitlines()
+        if line.strip()
+    ]
+    assert commands == ["scripts/develop", "scripts/test"]
+    for command in commands:
+        assert (ROOT / command).stat().st_mode & 0o111
+    assert "scripts/test" in (ROOT / ".ci" / "run").read_text()
+
+
+async def test_readme_automations_are_valid_and_fire(hass: HomeAssistant) -> None:
+    blocks = [yaml.safe_load(b) for b in readme_yaml_blocks() if "automation:" in b]
+    assert blocks, "the README shows at least one automation"
+    calls = async_mock_service(hass, "notify", "notify")
+    for config in blocks:
+        assert await async_setup_component(hass, "automation", config)
+    await hass.async_block_till_done()
+    assert hass.states.async_entity_ids("automation")
+    hass.bus.async_fire(
+        "circle_new_message",
+        {"room_kind": "direct", "sender_name": "Ada", "text": "Hi", "room_name": "Ada"},
+    )
+    hass.bus.async_fire(
+        "circle_new_message",
+        {"room_kind": "group_chat", "sender_name": "Al", "text": "x"},
+    )
+    await hass.async_block_till_done()
+    assert [c.data["message"] for c in calls] == ["Hi"]
+    assert calls[0].data["title"] == "Circle: Ada"
+
+
+@pytest.mark.parametrize(
+    ("inputs", "events", "expected"),
+    [
+        (
+            {},
+            [("Ada", "DM", "direct"), ("Al", "Group", "group_chat")],
+            ["Ada in DM", "Al in Group"],
+        ),
+        (
+            {"rooms": ["Group"]},
+            [("Ada", "DM", "direct"), ("Al", "Group", "group_chat")],
+            ["Al in Group"],
+        ),
+        (
+            {"senders": ["Ada"]},
+            [("Ada", "DM", "direct"), ("Al", "Group", "group_chat")],
+            ["Ada in DM"],
+        ),
+        (
+            {"direct_only": True},
+            [("Ada", "DM", "direct"), ("Al", "Group", "group_chat")],
+            ["Ada in DM"],
+        ),
+    ],
+)
+async def test_blueprint_loads_and_filters(
+    hass: HomeAssistant, tmp_path, inputs, events, expected
+) -> None:
+    hass.config.config_dir = str(tmp_path)
+    target = Path(hass.config.path("blueprints/automation/circle"))
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(BLUEPRINT, target / BLUEPRINT.name)
+    calls = async_mock_service(hass, "notify", "phone")
+    config = {
+        "automation": {
+            "use_blueprint": {
+                "path": "circle/notify_new_message.yaml",
+                "input": {
+                    "circle_account": "device-1",
+                    "notify_action": "notify.phone",
+                    **inputs,
+                },
+            }
+        }
+    }
+    assert await async_setup_component(hass, "automation", config)
+    await hass.async_block_till_done()
+    assert hass.states.async_entity_ids("automation")
+    for sender, room, kind in events:
+        hass.bus.async_fire(
+            "circle_new_message",
+            {
+                "device_id": "device-1",
+                "sender_name": sender,
+                "room_name": room,
+                "room_kind": kind,
+                "text": "t",
+            },
+        )
+    hass.bus.async_fire(
+        "circle_new_message",
+        {"device_id": "other", "sender_name": "Ada", "room_name": "DM"},
+    )
+    await hass.async_block_till_done()
+    assert [c.data["title"] for c in calls] == expected
