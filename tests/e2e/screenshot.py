@@ -1,6 +1,6 @@
 """Take docs/device-page.png: the Circle device page of the live demo in headless Chromium.
 
-    .venv/bin/python -m tests.e2e.screenshot  (needs Debian's chromium)
+.venv/bin/python -m tests.e2e.screenshot  (needs Debian's chromium)
 """
 
 from __future__ import annotations
@@ -29,12 +29,20 @@ async def _device_id(stack: LiveStack) -> str:
 async def _auth_code(stack: LiveStack, client_id: str) -> str:
     async with stack.session.post(
         stack.url + "/auth/login_flow",
-        json={"client_id": client_id, "handler": ["homeassistant", None], "redirect_uri": client_id},
+        json={
+            "client_id": client_id,
+            "handler": ["homeassistant", None],
+            "redirect_uri": client_id,
+        },
     ) as resp:
         flow = await resp.json()
     async with stack.session.post(
         f"{stack.url}/auth/login_flow/{flow['flow_id']}",
-        json={"client_id": client_id, "username": stack.user, "password": stack.password},
+        json={
+            "client_id": client_id,
+            "username": stack.user,
+            "password": stack.password,
+        },
     ) as resp:
         return str((await resp.json())["result"])
 
@@ -51,18 +59,31 @@ async def main(out: Path = ROOT / "docs" / "device-page.png") -> None:
             device = await _device_id(stack)
             client_id = stack.url + "/"
             code = await _auth_code(stack, client_id)
-            state = base64.b64encode(json.dumps({"hassUrl": stack.url, "clientId": client_id}).encode()).decode()
+            state = base64.b64encode(
+                json.dumps({"hassUrl": stack.url, "clientId": client_id}).encode()
+            ).decode()
             url = f"{stack.url}/config/devices/device/{device}?auth_callback=1&code={code}&state={state}"
             out.parent.mkdir(exist_ok=True)
-            subprocess.run(  # noqa: ASYNC221 - a one-off tool
-                [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                 "--window-size=1400,1000", "--virtual-time-budget=20000",
-                 f"--user-data-dir={tmp}/chrome", f"--screenshot={out}", url],
-                check=True, capture_output=True, timeout=120,
+            subprocess.run(
+                [
+                    chromium,
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--hide-scrollbars",
+                    "--window-size=1400,1000",
+                    "--virtual-time-budget=20000",
+                    f"--user-data-dir={tmp}/chrome",
+                    f"--screenshot={out}",
+                    url,
+                ],
+                check=True,
+                capture_output=True,
+                timeout=120,
             )
         finally:
             await stack.stop()
-    print(out)  # noqa: T201
+    print(out)
 
 
 if __name__ == "__main__":
