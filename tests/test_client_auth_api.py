@@ -361,3 +361,46 @@ async def test_no_secret_in_any_log_line(harness_factory, simulator, caplog) -> 
     for secret in secrets:
         assert secret not in text
         assert secret[:16] not in text
+
+
+@pytest.mark.parametrize(
+    ("call", "body"),
+    [
+        (lambda api: api.async_get_member(), {"name": "no id"}),
+        (lambda api: api.async_get_new_notifications_count(), {}),
+        (lambda api: api.async_get_unread_chat_room_uuids(), {"chat_rooms": "x"}),
+        (lambda api: api.async_get_chat_rooms(), {"rooms": []}),
+        (lambda api: api.async_get_chat_room("u"), {"chat_room": {}}),
+        (lambda api: api.async_get_messages("u"), {"records": None}),
+    ],
+)
+async def test_unexpected_answers_are_clear_errors(
+    session, simulator, call, body
+) -> None:
+    auth, _ = make_auth(session, simulator)
+    api = CircleMemberApi(session, simulator.url, auth)
+    simulator.add_fault("rest", 200, body=body)
+    with pytest.raises(CircleApiError, match="answer has no"):
+        await call(api)
+    assert "CircleMemberApi(" in repr(api) and simulator.app_token not in repr(api)
+
+
+async def test_unread_rooms_as_objects_and_threads_tolerated(
+    session, simulator
+) -> None:
+    auth, _ = make_auth(session, simulator)
+    api = CircleMemberApi(session, simulator.url, auth)
+    simulator.add_fault(
+        "rest", 200, body={"chat_rooms": [{"uuid": "a"}, "b", {"x": 1}]}
+    )
+    assert await api.async_get_unread_chat_room_uuids() == ["a", "b"]
+    simulator.add_fault("rest", 200, body={"chat_thread_ids": "nope"})
+    assert await api.async_get_unread_chat_thread_ids() == []
+
+
+async def test_renewed_token_refused_too_is_an_auth_error(session, simulator) -> None:
+    auth, _ = make_auth(session, simulator)
+    api = CircleMemberApi(session, simulator.url, auth)
+    simulator.add_fault("rest", 401, count=2)
+    with pytest.raises(CircleAuthenticationError, match="refused"):
+        await api.async_get_member()

@@ -509,3 +509,93 @@ async def test_half_open_detected_within_two_pings_and_a_second_with_real_timing
     simulator.silence()
     await wait_for(lambda: any(s.reason == "stale" for s in harness.states), timeout=10)
     assert loop.time() - silenced_at <= 2 * 3.0 + 1.0
+
+
+async def test_binary_frames_are_read_as_text(
+    harness_factory, simulator, caplog
+) -> None:
+    harness = harness_factory()
+    harness.start()
+    await harness.ready()
+    ident = next(iter(simulator.connections[0].subscriptions))
+    frame = {"identifier": ident, "message": {"event": "brandNew", "data": {}}}
+    await simulator.send_binary(json.dumps(frame).encode())
+    await simulator.send_binary(b"\xff\xfe")
+    await wait_for(lambda: harness.events_named("brandNew"))
+    await simulator.send_binary(
+        json.dumps({"type": "disconnect", "reason": "remote"}).encode()
+    )
+    await harness.ready(connections=2)
+    assert "not UTF-8" in caplog.text
+
+
+async def test_handshake_401_refreshes_and_retries(harness_factory, simulator) -> None:
+    simulator.add_fault("cable", 401)
+    harness = harness_factory()
+    harness.start()
+    await harness.ready()
+    assert "unauthorized" in [s.reason for s in harness.states]
+
+
+@pytest.mark.parametrize(("status", "retry"), [(429, "0.3"), (500, None)])
+async def test_renewal_failing_after_unauthorized_backs_off(
+    harness_factory, simulator, status, retry
+) -> None:
+    harness = harness_factory()
+    harness.start()
+    await harness.ready()
+    simulator.revoke_tokens("access")
+    simulator.add_fault("refresh", status, retry_after=retry)
+    simulator.drop_connections()
+    await harness.ready(connections=2)
+    waits = [s.retry_in for s in harness.states if s.reason == "unauthorized"]
+    if retry:
+        assert waits[0] >= 0.3
+
+
+async def test_member_not_found_is_fatal(harness_factory, simulator) -> None:
+    harness = harness_factory()
+    simulator.community.members.pop(42)
+    harness.start()
+    await wait_for(lambda: harness.cable.status.state is ConnectionState.AUTH_FAILED)
+    assert harness.cable.status.reason == "member_not_found"
+
+
+async def test_odd_control_frames_and_failing_listeners(
+    harness_factory, simulator, caplog
+) -> None:
+    harness = harness_factory(options=replace(FAST_OPTIONS, dedupe_size=2))
+
+    def broken(_):
+        raise RuntimeError("boom")
+
+    harness.cable.add_state_listener(broken)
+    harness.cable.add_subscription_listener(broken)
+    harness.start()
+    await harness.ready()
+    conn = simulator.connections[0]
+    await conn.ws.send_str(
+        json.dumps({"type": "confirm_subscription", "identifier": 42})
+    )
+    await conn.ws.send_str(
+        json.dumps({"type": "welcome"})
+    )  # a second welcome changes nothing
+    for text in ("a", "b", "c", "a"):
+        simulator.community.post_message(
+            simulator.seeded["dm"], simulator.seeded["ada"].id, text
+        )
+    await wait_for(lambda: len(harness.events_named("newMessage")) == 4)
+    assert harness.connected_count() == 1
+    assert "state listener failed" in caplog.text
+    assert "subscription listener failed" in caplog.text
+    assert len(harness.cable._seen) == 2  # bounded memory
+
+
+async def test_follow_twice_and_unfollow_unknown(harness_factory, simulator) -> None:
+    harness = harness_factory()
+    await harness.cable.async_follow_room(5)  # before connecting: just remembered
+    await harness.cable.async_follow_room(5)
+    await harness.cable.async_unfollow_room(6)
+    assert sum(s.room_id == 5 for s in harness.cable.subscriptions) == 1
+    await harness.cable.async_unfollow_room(5)
+    assert not any(s.room_id == 5 for s in harness.cable.subscriptions)

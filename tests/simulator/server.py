@@ -110,6 +110,7 @@ class Fault:
     status: int
     count: int
     retry_after: str | None = None
+    body: Any = None
 
 
 @dataclass
@@ -295,28 +296,31 @@ class CircleSimulator:
     # --- fault controls (Python API; the HTTP control API calls these) ---------------------
 
     def add_fault(
-        self, target: str, status: int, count: int = 1, retry_after: str | None = None
+        self,
+        target: str,
+        status: int,
+        count: int = 1,
+        retry_after: str | None = None,
+        body: Any = None,
     ) -> None:
-        self.faults.append(Fault(target, status, count, retry_after))
+        """Answer the next `count` calls to `target` with `status` (and `body`, if given)."""
+        self.faults.append(Fault(target, status, count, retry_after, body))
 
     def _take_fault(self, targets: tuple[str, ...]) -> web.Response | None:
         for fault in self.faults:
             if fault.target in targets and fault.count > 0:
                 fault.count -= 1
-                headers = (
-                    {"Retry-After": fault.retry_after}
-                    if fault.retry_after is not None
-                    else {}
-                )
-                return web.json_response(
-                    {
+                headers = {}
+                if fault.retry_after is not None:
+                    headers["Retry-After"] = fault.retry_after
+                body = fault.body
+                if body is None:
+                    body = {
                         "success": False,
                         "message": f"Simulated {fault.status}",
                         "error_details": {},
-                    },
-                    status=fault.status,
-                    headers=headers,
-                )
+                    }
+                return web.json_response(body, status=fault.status, headers=headers)
         return None
 
     def expire_access_tokens(self) -> None:
@@ -367,6 +371,10 @@ class CircleSimulator:
     def send_raw(self, text: str) -> None:
         for conn in self.connections:
             self._enqueue(conn, text)
+
+    async def send_binary(self, data: bytes) -> None:
+        for conn in self.connections:
+            await conn.ws.send_bytes(data)
 
     def publish(
         self, stream: str, event: str, data: dict[str, Any], envelope: str | None = None

@@ -278,8 +278,12 @@ class CircleCable:
                         )
                         return
                     except CircleRateLimitError as err:
-                        delay = err.retry_after
+                        # The renewal itself failed: no verdict on the token yet.
+                        auth_retry_used = False
+                        delay = max(err.retry_after, self._backoff(attempt))
+                        attempt += 1
                     except CircleError:
+                        auth_retry_used = False
                         delay = self._backoff(attempt)
                         attempt += 1
                 else:
