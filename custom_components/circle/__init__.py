@@ -5,11 +5,21 @@ from __future__ import annotations
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 
-from .const import CONF_FOLLOWED_ROOMS, CONF_IGNORE_OWN, CONF_INCLUDE_TEXT
+from .const import (
+    CONF_BACKFILL_HOURS,
+    CONF_FOLLOWED_ROOMS,
+    CONF_IGNORE_OWN,
+    CONF_INCLUDE_TEXT,
+)
 from .coordinator import CircleConfigEntry, CircleCoordinator
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
-OPTION_KEYS = (CONF_INCLUDE_TEXT, CONF_IGNORE_OWN, CONF_FOLLOWED_ROOMS)
+OPTION_KEYS = (
+    CONF_INCLUDE_TEXT,
+    CONF_IGNORE_OWN,
+    CONF_FOLLOWED_ROOMS,
+    CONF_BACKFILL_HOURS,
+)
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: CircleConfigEntry) -> bool:

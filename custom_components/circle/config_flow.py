@@ -11,6 +11,9 @@ from homeassistant.data_entry_flow import section
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import (
     BooleanSelector,
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
     SelectOptionDict,
     SelectSelector,
     SelectSelectorConfig,
@@ -35,6 +38,7 @@ from .client import (
 )
 from .const import (
     CONF_APP_TOKEN,
+    CONF_BACKFILL_HOURS,
     CONF_COMMUNITY_URL,
     CONF_FOLLOWED_ROOMS,
     CONF_IGNORE_OWN,
@@ -43,6 +47,7 @@ from .const import (
     CONF_MEMBER_ID,
     CONF_ORIGIN,
     CONF_TOKENS,
+    DEFAULT_BACKFILL_HOURS,
     DEFAULT_COMMUNITY_URL,
     DOMAIN,
     LOGGER,
@@ -260,6 +265,18 @@ class CircleOptionsFlow(OptionsFlow):
                 vol.Required(
                     CONF_IGNORE_OWN, default=options.get(CONF_IGNORE_OWN, True)
                 ): BooleanSelector(),
+                vol.Required(
+                    CONF_BACKFILL_HOURS,
+                    default=options.get(CONF_BACKFILL_HOURS, DEFAULT_BACKFILL_HOURS),
+                ): NumberSelector(
+                    NumberSelectorConfig(
+                        min=0,
+                        max=168,
+                        step=1,
+                        unit_of_measurement="h",
+                        mode=NumberSelectorMode.BOX,
+                    )
+                ),
                 vol.Optional(
                     CONF_FOLLOWED_ROOMS, default=options.get(CONF_FOLLOWED_ROOMS, [])
                 ): SelectSelector(SelectSelectorConfig(options=rooms, multiple=True)),

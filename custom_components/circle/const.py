@@ -21,6 +21,8 @@ CONF_TOKENS: Final = "tokens"
 CONF_INCLUDE_TEXT: Final = "include_text"
 CONF_IGNORE_OWN: Final = "ignore_own_messages"
 CONF_FOLLOWED_ROOMS: Final = "followed_rooms"
+CONF_BACKFILL_HOURS: Final = "backfill_hours"
+DEFAULT_BACKFILL_HOURS: Final = 24
 
 EVENT_NEW_MESSAGE: Final = "circle_new_message"
 EVENT_MESSAGE_UPDATED: Final = "circle_message_updated"

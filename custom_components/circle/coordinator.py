@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
@@ -22,9 +22,11 @@ from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
+from .backfill import MessageLedger
 from .client import (
     CableEvent,
     CableOptions,
+    ChatMessage,
     ChatRoom,
     ChatRoomEvent,
     CircleAuth,
@@ -49,6 +51,7 @@ from .client.protocol import cable_url_for
 from .const import (
     AVAILABILITY_GRACE,
     CONF_APP_TOKEN,
+    CONF_BACKFILL_HOURS,
     CONF_COMMUNITY_URL,
     CONF_FOLLOWED_ROOMS,
     CONF_IGNORE_OWN,
@@ -57,6 +60,7 @@ from .const import (
     CONF_MEMBER_ID,
     CONF_ORIGIN,
     CONF_TOKENS,
+    DEFAULT_BACKFILL_HOURS,
     DOMAIN,
     EVENT_MESSAGE_DELETED,
     EVENT_MESSAGE_UPDATED,
@@ -87,6 +91,12 @@ class CircleData:
         """Name of a room, if known."""
         return self.room_names.get(uuid) if uuid else None
 
+
+MESSAGE_EVENTS = {
+    "newMessage": ("new_message", EVENT_NEW_MESSAGE),
+    "updatedMessage": ("message_updated", EVENT_MESSAGE_UPDATED),
+    "deletedMessage": ("message_deleted", EVENT_MESSAGE_DELETED),
+}
 
 # (entity event type, bus event type, data)
 type ActivityListener = Callable[[str, str, dict[str, Any]], None]
@@ -131,11 +141,13 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         self._activity_listeners: list[ActivityListener] = []
         self._rejected: set[str] = set()
         self._resync_task: asyncio.Task[None] | None = None
+        self.ledger = MessageLedger(hass, entry.entry_id)
 
     # --- setup -----------------------------------------------------------------------------
 
     async def _async_setup(self) -> None:
         """Test the credentials and learn who the member is (test-before-setup)."""
+        await self.ledger.async_load()
         try:
             self.member = await self.api.async_get_member()
         except CircleAuthenticationError as err:
@@ -223,9 +235,10 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         entry.async_on_unload(self._cancel_grace)
 
     async def async_stop(self) -> None:
-        """Close the cable."""
+        """Close the cable and save what was seen."""
         if self.cable is not None:
             await self.cable.stop()
+        await self.ledger.async_save()
 
     async def _async_on_hass_stop(self, _event: Event) -> None:
         await self.async_stop()
@@ -329,6 +342,7 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         while True:
             await self.async_refresh()
             if self.last_update_success:
+                await self.async_backfill()
                 return
             cause = self.last_exception.__cause__ if self.last_exception else None
             wait = (
@@ -424,15 +438,10 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         message = event.message
         if message is None:
             return
-        own = (
-            self.member is not None
-            and message.sender is not None
-            and message.sender.community_member_id == self.member.id
-        )
         data = self.data
         if (
             event.name == "newMessage"
-            and not own
+            and not self._is_own(message)
             and message.parent_message_id is None
             and message.chat_room_uuid
             and message.chat_room_uuid not in data.unread_rooms
@@ -440,17 +449,28 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
             self.async_set_updated_data(
                 replace(data, unread_rooms=data.unread_rooms | {message.chat_room_uuid})
             )
+        if event.name == "newMessage":
+            if not self.ledger.is_new(message):
+                return  # already fired by a backfill
+            self.ledger.record(message)
+        self._deliver(event.name, message, backfilled=False)
+
+    def _is_own(self, message: ChatMessage) -> bool:
+        return (
+            self.member is not None
+            and message.sender is not None
+            and message.sender.community_member_id == self.member.id
+        )
+
+    def _deliver(self, name: str, message: ChatMessage, *, backfilled: bool) -> None:
+        own = self._is_own(message)
         if own and self.options.get(CONF_IGNORE_OWN, True):
             return
-        kind, bus = {
-            "newMessage": ("new_message", EVENT_NEW_MESSAGE),
-            "updatedMessage": ("message_updated", EVENT_MESSAGE_UPDATED),
-            "deletedMessage": ("message_deleted", EVENT_MESSAGE_DELETED),
-        }[event.name]
+        kind, bus = MESSAGE_EVENTS[name]
         room = self.rooms.get(message.chat_room_uuid or "")
         payload: dict[str, Any] = {
             "room_uuid": message.chat_room_uuid,
-            "room_name": data.room_name(message.chat_room_uuid),
+            "room_name": self.data.room_name(message.chat_room_uuid),
             "room_kind": message.chat_room_kind or (room.kind if room else None),
             "message_id": message.id,
             "sender_name": message.sender.name if message.sender else None,
@@ -459,10 +479,33 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
             "thread_id": message.chat_thread_id,
             "parent_message_id": message.parent_message_id,
             "own": own,
+            "backfilled": backfilled,
         }
         if self.options.get(CONF_INCLUDE_TEXT, True) and kind != "message_deleted":
             payload["text"] = message.body
         self._fire(kind, bus, payload)
+
+    async def async_backfill(self) -> None:
+        """Fire, once each and in order, the messages the cable missed."""
+        hours = float(self.options.get(CONF_BACKFILL_HOURS, DEFAULT_BACKFILL_HOURS))
+        rooms = list(self.rooms.values())
+        if self.ledger.loaded_empty:
+            # First start ever: today's history is not news.
+            self.ledger.adopt(rooms)
+            self.ledger.loaded_empty = False
+            return
+        missed = (
+            await self.ledger.async_missed(self.api, rooms, timedelta(hours=hours))
+            if hours > 0
+            else []
+        )
+        self.ledger.adopt(rooms)
+        for message in missed:
+            if self.ledger.is_new(message):
+                self.ledger.record(message)
+                self._deliver("newMessage", message, backfilled=True)
+        if missed:
+            LOGGER.debug("Backfilled %s missed message(s)", len(missed))
 
     def _fire(self, kind: str, bus_event: str, payload: dict[str, Any]) -> None:
         self.hass.bus.async_fire(

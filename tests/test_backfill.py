@@ -1,0 +1,139 @@
+"""Missed messages are fired after reconnects and restarts, once each, in order, bounded."""
+
+from __future__ import annotations
+
+from homeassistant.core import HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import async_capture_events
+
+from custom_components.circle import backfill
+from tests.conftest import wait_for
+from tests.test_init import connected, setup
+
+
+@pytest.fixture(autouse=True)
+def _fast(cable_options) -> None:
+    """Fast cable timings."""
+
+
+async def _gap(hass, simulator, entry, post) -> None:
+    """Take the socket half-open, change things, and wait for the reconnect."""
+    reconnects = entry.runtime_data.cable.reconnects
+    simulator.silence()
+    post()
+    await wait_for(lambda: entry.runtime_data.cable.reconnects > reconnects)
+    await connected(hass, entry)
+
+
+async def test_messages_missed_during_a_gap_are_fired_once_in_order(
+    hass: HomeAssistant, simulator
+) -> None:
+    s = simulator.seeded
+    community = simulator.community
+    community.post_message(
+        s["dm"], s["ada"].id, "history"
+    )  # before the first start: not news
+    entry = await setup(hass, simulator)
+    await connected(hass, entry)
+    events = async_capture_events(hass, "circle_new_message")
+    community.post_message(s["group"], s["alan"].id, "live")
+    await wait_for(lambda: len(events) == 1)
+    posted = []
+
+    def post() -> None:
+        posted.append(community.post_message(s["dm"], s["ada"].id, "missed 1").id)
+        posted.append(community.post_message(s["group"], s["alan"].id, "missed 2").id)
+        posted.append(community.post_message(s["dm"], s["ada"].id, "missed 3").id)
+        community.post_message(s["dm"], 42, "my own")  # ignored like a live one
+
+    await _gap(hass, simulator, entry, post)
+    await wait_for(lambda: len(events) == 4)
+    await hass.async_block_till_done()
+    backfilled = [e.data for e in events[1:]]
+    assert [e["message_id"] for e in backfilled] == posted
+    assert [e["text"] for e in backfilled] == ["missed 1", "missed 2", "missed 3"]
+    assert all(e["backfilled"] for e in backfilled) and not events[0].data["backfilled"]
+    assert backfilled[0]["room_name"] == "Ada Lovelace"
+    # A second reconnect with nothing new fires nothing.
+    await _gap(hass, simulator, entry, lambda: None)
+    await hass.async_block_till_done()
+    assert len(events) == 4
+    assert "history" not in [e.data.get("text") for e in events]
+
+
+async def test_restart_counts_as_a_gap(hass: HomeAssistant, simulator) -> None:
+    s = simulator.seeded
+    entry = await setup(hass, simulator)
+    await connected(hass, entry)
+    simulator.community.post_message(s["dm"], s["ada"].id, "seen live")
+    await wait_for(lambda: entry.runtime_data.ledger.last_seen.get(s["dm"].uuid))
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    missed = simulator.community.post_message(
+        s["dm"], s["ada"].id, "while Home Assistant was down"
+    )
+    events = async_capture_events(hass, "circle_new_message")
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await connected(hass, entry)
+    await wait_for(lambda: len(events) == 1)
+    assert events[0].data["message_id"] == missed.id and events[0].data["backfilled"]
+
+
+async def test_backfill_is_bounded_by_count_and_age(
+    hass: HomeAssistant, simulator, monkeypatch, caplog
+) -> None:
+    monkeypatch.setattr(backfill, "MAX_PER_ROOM", 3)
+    s = simulator.seeded
+    entry = await setup(hass, simulator, options={"backfill_hours": 1})
+    await connected(hass, entry)
+    events = async_capture_events(hass, "circle_new_message")
+
+    def post() -> None:
+        old = simulator.community.post_message(s["group"], s["alan"].id, "too old")
+        old.sent_at = "2020-01-01T00:00:00.000Z"
+        for i in range(5):
+            simulator.community.post_message(s["dm"], s["ada"].id, f"burst {i}")
+
+    await _gap(hass, simulator, entry, post)
+    await wait_for(lambda: len(events) == 3)
+    await hass.async_block_till_done()
+    assert [e.data["text"] for e in events] == ["burst 2", "burst 3", "burst 4"]
+    assert "Skipped" in caplog.text
+    # What was skipped is never replayed later.
+    await _gap(hass, simulator, entry, lambda: None)
+    await hass.async_block_till_done()
+    assert len(events) == 3
+
+
+async def test_backfill_off(hass: HomeAssistant, simulator) -> None:
+    s = simulator.seeded
+    entry = await setup(hass, simulator, options={"backfill_hours": 0})
+    await connected(hass, entry)
+    events = async_capture_events(hass, "circle_new_message")
+    await _gap(
+        hass,
+        simulator,
+        entry,
+        lambda: simulator.community.post_message(s["dm"], s["ada"].id, "x"),
+    )
+    await hass.async_block_till_done()
+    assert events == []
+
+
+async def test_backfill_survives_a_failing_room_fetch(
+    hass: HomeAssistant, simulator, caplog
+) -> None:
+    s = simulator.seeded
+    entry = await setup(hass, simulator)
+    await connected(hass, entry)
+    events = async_capture_events(hass, "circle_new_message")
+    coordinator = entry.runtime_data
+    simulator.community.post_message(s["dm"], s["ada"].id, "a")
+    await wait_for(lambda: len(events) == 1)
+    coordinator.ledger.last_seen[s["dm"].uuid] = 0  # pretend it was missed
+    coordinator.rooms = {
+        r.uuid: r for r in await coordinator.api.async_get_chat_rooms()
+    }
+    simulator.add_fault("rest", 503)
+    await coordinator.async_backfill()
+    assert "Could not fetch missed messages" in caplog.text
+    assert len(events) == 1
