@@ -519,7 +519,10 @@ class CircleCable:
             return
         if kind == "welcome":
             self._on_welcome()
-        elif kind in {"confirm_subscription", "reject_subscription"}:
+        elif kind in (
+            "confirm_subscription",
+            "reject_subscription",
+        ):  # kind may be unhashable
             sub = self._lookup(frame.get("identifier"))
             if sub is not None:
                 self._set_sub_state(
@@ -537,14 +540,21 @@ class CircleCable:
             raise _ServerDisconnect
         else:
             self._warn_once(
-                f"type:{kind}", f"Ignored a cable frame of unknown type {kind!r}"
+                "unknown_type",
+                f"Ignored a cable frame of unknown type {str(kind)[:40]!r}",
             )
 
     def _dispatch(self, sub: Subscription, payload: Any) -> None:
-        event = parse_payload(sub.channel, payload, sub.room_id)
+        try:
+            event = parse_payload(sub.channel, payload, sub.room_id)
+        except Exception:  # noqa: BLE001 - a bad payload must never end the connection
+            self._warn_once(
+                "unparsable", "Dropped a broadcast that could not be parsed"
+            )
+            return
         if isinstance(event, MessageEvent) and event.message is not None:
             # Circle sends one message on several channels: deliver it once.
-            key = (event.name, event.message.id, event.message.raw.get("edited_at"))
+            key = (event.name, event.message.id, event.message.edited_at)
             seen = self._seen
             if key in seen:
                 return

@@ -40,12 +40,19 @@ class EventName(StrEnum):
     CHAT_THREAD_READ = "chatThreadRead"
 
 
+MAX_RICH_TEXT_DEPTH = 32
+
+
 def _as_int(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if (
+        isinstance(value, str)
+        and len(value) < 20
+        and value.strip().lstrip("-").isdigit()
+    ):
         return int(value)
     return None
 
@@ -67,7 +74,10 @@ def _as_map(value: Any) -> Mapping[str, Any]:
 def parse_datetime(value: Any) -> datetime | None:
     """Parse Circle's ISO-8601 timestamps ("2024-03-20T16:54:47.274Z") or epoch seconds."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, UTC)
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
     if not isinstance(value, str) or not value:
         return None
     try:
@@ -84,16 +94,17 @@ def rich_text_to_plain(rich: Any) -> str:
         doc = doc["body"]
     parts: list[str] = []
 
-    def walk(node: Any) -> None:
-        if not isinstance(node, Mapping):
+    def walk(node: Any, depth: int = 0) -> None:
+        if not isinstance(node, Mapping) or depth > MAX_RICH_TEXT_DEPTH:
             return
         kind = node.get("type")
         if kind == "text" and isinstance(node.get("text"), str):
             parts.append(node["text"])
         elif kind == "hardBreak":
             parts.append("\n")
-        for child in node.get("content") or ():
-            walk(child)
+        content = node.get("content")
+        for child in content if isinstance(content, list) else ():
+            walk(child, depth + 1)
         if kind == "paragraph":
             parts.append("\n")
 

@@ -29,6 +29,7 @@ from .models import (
 
 SUBPROTOCOLS: Final = ("actioncable-v1-json", "actioncable-unsupported")
 
+MAX_ENVELOPE_DEPTH: Final = 3
 _NAME_KEYS: Final = ("event", "type", "action", "event_name", "name")
 _DATA_KEYS: Final = ("data", "payload", "json", "message")
 
@@ -46,7 +47,7 @@ def canonical_identifier(raw: str) -> str | None:
     """Key-sorted compact form, to match a server that re-serialises identifiers."""
     try:
         parsed = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(parsed, dict):
         return None
@@ -66,12 +67,12 @@ def _decode_nested(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in ("{", "["):
         try:
             return json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             return value
     return value
 
 
-def split_envelope(payload: Any) -> tuple[str, Mapping[str, Any]]:
+def split_envelope(payload: Any, depth: int = 0) -> tuple[str, Mapping[str, Any]]:
     """Return (event name, fields) of a broadcast payload; the name is "" when none is found."""
     payload = _decode_nested(payload)
     if not isinstance(payload, Mapping):
@@ -87,7 +88,10 @@ def split_envelope(payload: Any) -> tuple[str, Mapping[str, Any]]:
         nested = _decode_nested(payload.get(key))
         if isinstance(nested, Mapping):
             # {"event": "x", "data": {"event": "y", ...}}: the outer name wins, inner fields are data.
-            inner_name, inner = split_envelope(nested) if not name else ("", nested)
+            if name or depth >= MAX_ENVELOPE_DEPTH:
+                inner_name, inner = "", nested
+            else:
+                inner_name, inner = split_envelope(nested, depth + 1)
             name = name or inner_name
             data = inner
             break
