@@ -34,6 +34,10 @@ class MessageLedger:
         self.last_seen: dict[str, int] = {}
         self._recent: dict[int, None] = {}
         self.loaded_empty = True
+        # Between a disconnect and the backfill that follows, live messages must not move
+        # last_seen past the gap; they are held aside and merged once the backfill is done.
+        self._frozen = True
+        self._held: dict[str, int] = {}
 
     async def async_load(self) -> None:
         """Read what was seen before the restart."""
@@ -60,13 +64,26 @@ class MessageLedger:
         if len(self._recent) > RECENT_IDS:
             del self._recent[next(iter(self._recent))]
         room = message.chat_room_uuid
-        if (
-            room
-            and message.parent_message_id is None
-            and message.id > self.last_seen.get(room, 0)
-        ):
+        if not room or message.parent_message_id is not None:
+            return
+        if self._frozen:
+            self._held[room] = max(self._held.get(room, 0), message.id)
+        elif message.id > self.last_seen.get(room, 0):
             self.last_seen[room] = message.id
             self._store.async_delay_save(self._data, SAVE_DELAY)
+
+    def freeze(self) -> None:
+        """Hold last_seen where the gap starts (the connection dropped)."""
+        self._frozen = True
+
+    def thaw(self) -> None:
+        """Let last_seen move on (the gap was backfilled)."""
+        self._frozen = False
+        for room, message_id in self._held.items():
+            if message_id > self.last_seen.get(room, 0):
+                self.last_seen[room] = message_id
+        self._held.clear()
+        self._store.async_delay_save(self._data, SAVE_DELAY)
 
     def adopt(self, rooms: Iterable[ChatRoom]) -> None:
         """Start tracking rooms never seen: their history is not ours to replay."""

@@ -277,6 +277,7 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
             else:
                 self.config_entry.async_start_reauth(self.hass)
         elif status.state is ConnectionState.DISCONNECTED:
+            self.ledger.freeze()
             if status.reason == "origin_rejected":
                 self._create_issue(ISSUE_ORIGIN_REJECTED, {"origin": self._origin})
             if self._grace_unsub is None and self.cable_available:
@@ -493,6 +494,7 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
             # First start ever: today's history is not news.
             self.ledger.adopt(rooms)
             self.ledger.loaded_empty = False
+            self.ledger.thaw()
             return
         missed = (
             await self.ledger.async_missed(self.api, rooms, timedelta(hours=hours))
@@ -504,6 +506,7 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
             if self.ledger.is_new(message):
                 self.ledger.record(message)
                 self._deliver("newMessage", message, backfilled=True)
+        self.ledger.thaw()
         if missed:
             LOGGER.debug("Backfilled %s missed message(s)", len(missed))
 
