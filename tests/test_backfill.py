@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import async_capture_events
@@ -137,3 +139,26 @@ async def test_backfill_survives_a_failing_room_fetch(
     await coordinator.async_backfill()
     assert "Could not fetch missed messages" in caplog.text
     assert len(events) == 1
+
+
+async def test_held_messages_are_released_when_the_backfill_cannot_run(
+    hass: HomeAssistant, simulator, monkeypatch
+) -> None:
+    monkeypatch.setattr("custom_components.circle.coordinator.HOLD_MAX", 0.3)
+    monkeypatch.setattr("custom_components.circle.coordinator.RESYNC_RETRY_INITIAL", 30)
+    s = simulator.seeded
+    entry = await setup(hass, simulator)
+    await connected(hass, entry)
+    events = async_capture_events(hass, "circle_new_message")
+    simulator.add_fault(
+        "rest", 503, count=1000
+    )  # no resync, so no backfill, for a while
+    simulator.drop_connections()
+    await wait_for(lambda: entry.runtime_data.ledger.frozen)
+    await connected(hass, entry)
+    simulator.community.post_message(s["dm"], s["ada"].id, "held back")
+    await asyncio.sleep(0.1)
+    assert events == []  # waiting for the backfill
+    await wait_for(lambda: len(events) == 1, timeout=3)
+    assert events[0].data["text"] == "held back" and not events[0].data["backfilled"]
+    simulator.faults.clear()

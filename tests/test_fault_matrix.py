@@ -163,6 +163,9 @@ async def test_nothing_lost_nothing_doubled(
     assert max(counts.values()) == 1, (
         f"duplicates: {[k for k, v in counts.items() if v > 1]}"
     )
+    for room in {e.data["room_uuid"] for e in events}:
+        ids = [e.data["message_id"] for e in events if e.data["room_uuid"] == room]
+        assert ids == sorted(ids), "out of order"
     truth = simulator.community
     await wait_for(
         lambda: hass.states.get(NOTIFICATIONS).state

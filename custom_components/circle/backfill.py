@@ -72,6 +72,11 @@ class MessageLedger:
             self.last_seen[room] = message.id
             self._store.async_delay_save(self._data, SAVE_DELAY)
 
+    @property
+    def frozen(self) -> bool:
+        """Whether a backfill is due before last_seen may move."""
+        return self._frozen
+
     def freeze(self) -> None:
         """Hold last_seen where the gap starts (the connection dropped)."""
         self._frozen = True

@@ -76,6 +76,7 @@ type CircleConfigEntry = ConfigEntry[CircleCoordinator]
 
 CABLE_OPTIONS = CableOptions()
 RESYNC_RETRY_INITIAL = 5.0
+HOLD_MAX = 10.0
 RESYNC_RETRY_MAX = 300.0
 
 
@@ -142,6 +143,8 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         self._rejected: set[str] = set()
         self._resync_task: asyncio.Task[None] | None = None
         self.ledger = MessageLedger(hass, entry.entry_id)
+        self._held_messages: list[ChatMessage] = []
+        self._hold_unsub: CALLBACK_TYPE | None = None
 
     # --- setup -----------------------------------------------------------------------------
 
@@ -233,6 +236,7 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
             )
         )
         entry.async_on_unload(self._cancel_grace)
+        entry.async_on_unload(self._cancel_hold_timer)
 
     async def async_stop(self) -> None:
         """Close the cable and save what was seen."""
@@ -263,6 +267,11 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         self.connection = status
         if status.state is ConnectionState.CONNECTED:
             self._cancel_grace()
+            # Live messages wait for the backfill, but never longer than HOLD_MAX.
+            self._cancel_hold_timer()
+            self._hold_unsub = async_call_later(
+                self.hass, HOLD_MAX, self._async_hold_expired
+            )
             if not self.cable_available:
                 LOGGER.info("Connection to Circle restored")
                 self.cable_available = True
@@ -454,6 +463,10 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
             if not self.ledger.is_new(message):
                 return  # already fired by a backfill
             self.ledger.record(message)
+            if self.ledger.frozen:
+                # A backfill is due: fire after it, so that events keep their order.
+                self._held_messages.append(message)
+                return
         self._deliver(event.name, message, backfilled=False)
 
     def _is_own(self, message: ChatMessage) -> bool:
@@ -487,28 +500,57 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         self._fire(kind, bus, payload)
 
     async def async_backfill(self) -> None:
-        """Fire, once each and in order, the messages the cable missed."""
+        """Fire, once each and in order, the messages the cable missed, then the held ones."""
         hours = float(self.options.get(CONF_BACKFILL_HOURS, DEFAULT_BACKFILL_HOURS))
         rooms = list(self.rooms.values())
+        missed: list[ChatMessage] = []
         if self.ledger.loaded_empty:
             # First start ever: today's history is not news.
-            self.ledger.adopt(rooms)
             self.ledger.loaded_empty = False
-            self.ledger.thaw()
-            return
-        missed = (
-            await self.ledger.async_missed(self.api, rooms, timedelta(hours=hours))
-            if hours > 0
-            else []
-        )
+        elif hours > 0:
+            missed = await self.ledger.async_missed(
+                self.api, rooms, timedelta(hours=hours)
+            )
         self.ledger.adopt(rooms)
+        backfilled = {m.id for m in missed if self.ledger.is_new(m)}
         for message in missed:
-            if self.ledger.is_new(message):
+            if message.id in backfilled:
                 self.ledger.record(message)
-                self._deliver("newMessage", message, backfilled=True)
+        self._async_release(sorted(missed, key=lambda m: m.id), backfilled)
+        if backfilled:
+            LOGGER.debug("Backfilled %s missed message(s)", len(backfilled))
+
+    @callback
+    def _async_release(
+        self,
+        missed: list[ChatMessage] | None = None,
+        backfilled: set[int] | None = None,
+    ) -> None:
+        """End the hold: fire missed and held messages in id order and let last_seen move."""
+        self._cancel_hold_timer()
+        held, self._held_messages = self._held_messages, []
+        batch = {m.id: m for m in (missed or []) if m.id in (backfilled or set())}
+        batch.update((m.id, m) for m in held)
         self.ledger.thaw()
-        if missed:
-            LOGGER.debug("Backfilled %s missed message(s)", len(missed))
+        for message_id in sorted(batch):
+            self._deliver(
+                "newMessage",
+                batch[message_id],
+                backfilled=message_id in (backfilled or set()),
+            )
+
+    @callback
+    def _async_hold_expired(self, _now: datetime) -> None:
+        self._hold_unsub = None
+        if self.ledger.frozen:
+            LOGGER.debug("Backfill not done in time; releasing held messages")
+            self._async_release()
+
+    @callback
+    def _cancel_hold_timer(self) -> None:
+        if self._hold_unsub is not None:
+            self._hold_unsub()
+            self._hold_unsub = None
 
     def _fire(self, kind: str, bus_event: str, payload: dict[str, Any]) -> None:
         self.hass.bus.async_fire(
