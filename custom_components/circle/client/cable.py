@@ -28,8 +28,9 @@ from .errors import (
     CircleRateLimitError,
 )
 from .http import retry_after_seconds
-from .models import CableEvent, Channel, MessageEvent
+from .models import CableEvent, Channel, EventName, MessageEvent
 from .protocol import (
+    EVENT_CLASSES,
     SUBPROTOCOLS,
     canonical_identifier,
     command,
@@ -40,6 +41,7 @@ from .protocol import (
 _LOGGER = logging.getLogger(__name__)
 
 MEMBER_CHANNELS: Final = (Channel.NOTIFICATION, Channel.CHAT_ROOM, Channel.THREADS)
+NEW_MESSAGE: Final = EventName.NEW_MESSAGE.value
 
 try:  # orjson parses frames faster; it ships with Home Assistant but is not required.
     from orjson import loads as _json_loads
@@ -145,6 +147,8 @@ class CircleCable:
         self._auth = auth
         self._origin = origin
         self.options = options or CableOptions()
+        self._max_frame = self.options.max_frame_size
+        self._dedupe_size = self.options.dedupe_size
         self._subs: dict[str, Subscription] = {}
         self._canonical: dict[str, Subscription] = {}
         for channel in MEMBER_CHANNELS:
@@ -155,16 +159,17 @@ class CircleCable:
             )
         for room_id in room_ids:
             self._add_sub(self._room_sub(room_id))
-        self._event_listeners: list[EventListener] = []
+        self._listeners: tuple[EventListener, ...] = ()
         self._state_listeners: list[StateListener] = []
         self._sub_listeners: list[SubscriptionListener] = []
         self._status = ConnectionStatus(ConnectionState.DISCONNECTED, "not_started")
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._welcomed = False
         self._connected_at = 0.0
-        self._last_rx = 0.0
+        self._rx = 0  # frames received, for the staleness watchdog
         self._disconnect: tuple[str, bool] | None = None
-        self._seen: dict[tuple[Any, ...], None] = {}
+        # Recently delivered message keys, oldest first; between dedupe_size/2 and dedupe_size.
+        self._seen: dict[Any, None] = {}
         self._warned: set[str] = set()
         self._stop = asyncio.Event()
         self._subscriber: asyncio.Task[None] | None = None
@@ -188,8 +193,14 @@ class CircleCable:
 
     def add_event_listener(self, listener: EventListener) -> Callable[[], None]:
         """Call `listener` for every event (each chat message once); returns an unsubscribe."""
-        self._event_listeners.append(listener)
-        return lambda: self._event_listeners.remove(listener)
+        self._listeners = (*self._listeners, listener)
+
+        def remove() -> None:
+            listeners = list(self._listeners)
+            listeners.remove(listener)
+            self._listeners = tuple(listeners)
+
+        return remove
 
     def add_state_listener(self, listener: StateListener) -> Callable[[], None]:
         """Call `listener` on each connection state change."""
@@ -378,7 +389,6 @@ class CircleCable:
         loop = asyncio.get_running_loop()
         self._ws = ws
         self._disconnect = None
-        self._last_rx = loop.time()
         self._connected_at = 0.0
         reader = asyncio.create_task(self._read_loop(ws))
         watchdog = asyncio.create_task(self._watchdog(ws))
@@ -424,45 +434,118 @@ class CircleCable:
         return self._disconnect
 
     async def _read_loop(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        loop = asyncio.get_running_loop()
+        """Receive, decode, route, deduplicate and dispatch every frame.
+
+        Every frame passes here, so the common broadcast is handled inline with locals and
+        plain indexing; control frames and unusual shapes raise and go to `_on_frame`.
+        """
         text = aiohttp.WSMsgType.TEXT
-        on_text = self._on_text
+        binary = aiohttp.WSMsgType.BINARY
+        receive = ws.receive
+        loads = _json_loads
+        subs = self._subs
+        classes = EVENT_CLASSES
+        on_frame = self._on_frame
+        max_frame = self._max_frame
         while True:
-            msg = await ws.receive()
+            msg = await receive()
             if msg.type is text:
-                self._last_rx = loop.time()
+                data = msg.data
+            elif msg.type is binary:
                 try:
-                    on_text(msg.data)
-                except _ServerDisconnect:
-                    return
-            elif msg.type is aiohttp.WSMsgType.BINARY:
-                self._last_rx = loop.time()
-                try:
-                    on_text(msg.data.decode())
+                    data = msg.data.decode()
                 except UnicodeDecodeError:
+                    self._rx += 1
                     self._warn_once(
                         "binary", "Dropped a binary cable frame that is not UTF-8"
                     )
-                except _ServerDisconnect:
-                    return
+                    continue
             else:
                 if msg.type is aiohttp.WSMsgType.ERROR:
                     _LOGGER.debug("Cable socket error: %s", type(msg.data).__name__)
                 return
+            self._rx += 1  # the watchdog compares counts: cheaper than a clock read
+            if len(data) > max_frame:
+                self._warn_once(
+                    "oversized", f"Dropped an oversized cable frame ({len(data)} bytes)"
+                )
+                continue
+            try:
+                frame = loads(data)
+            except ValueError:
+                self._warn_once("not_json", "Dropped a cable frame that is not JSON")
+                continue
+            event: CableEvent | None
+            try:
+                # {"identifier": <ours>, "message": {"event": <known>, "data": {...}}}
+                payload = frame["message"]
+                sub = subs[frame["identifier"]]
+                name = payload["event"]
+                fields = payload["data"]
+                if type(fields) is not dict:
+                    raise TypeError  # noqa: TRY301 - to the tolerant path
+                event = classes[name](sub.channel, name, fields, sub.room_id)
+            except (KeyError, TypeError, IndexError):
+                try:
+                    event = on_frame(frame)
+                except _ServerDisconnect:
+                    return
+                if event is None:
+                    continue
+            if type(event) is MessageEvent:
+                # Circle sends one message on several channels: deliver it once. A new
+                # message is keyed by its id alone (the common case, kept cheap); edits and
+                # deletions by (name, id, edited_at).
+                fields = event.data
+                message_id = fields.get("id")
+                if type(message_id) is int or type(message_id) is str:
+                    edited = fields.get("edited_at")
+                    key: Any = (
+                        message_id
+                        if edited is None and event.name == NEW_MESSAGE
+                        else (
+                            event.name,
+                            message_id,
+                            edited if type(edited) is str else None,
+                        )
+                    )
+                    seen = self._seen
+                    if key in seen:
+                        continue
+                    seen[key] = None
+                    if len(seen) > self._dedupe_size:
+                        # Trim in bulk to the newest half: amortised O(1).
+                        self._seen = dict.fromkeys(list(seen)[len(seen) // 2 :])
+            for listener in self._listeners:
+                try:
+                    listener(event)
+                except Exception:
+                    _LOGGER.exception(
+                        "A Circle event listener failed on %s", event.name
+                    )
 
     async def _watchdog(self, ws: aiohttp.ClientWebSocketResponse) -> str:
-        """Return "stale" when no frame came for `stale_after`; retry unanswered subscribes."""
+        """Return "stale" when no frame came for `stale_after`; retry unanswered subscribes.
+
+        It wakes every eighth of `stale_after`, so a dead socket is noticed at most
+        `stale_after * 9 / 8` after its last frame.
+        """
         loop = asyncio.get_running_loop()
         opts = self.options
+        tick = opts.stale_after / 8
+        seen_count = self._rx
+        last_frame = loop.time()
         while True:
             now = loop.time()
-            stale_at = self._last_rx + opts.stale_after
-            if now >= stale_at:
+            if self._rx != seen_count:
+                seen_count = self._rx
+                last_frame = now
+            elif now - last_frame >= opts.stale_after:
                 _LOGGER.debug(
-                    "No cable frame for %.1f s: reconnecting", now - self._last_rx
+                    "No cable frame for %.1f s: reconnecting", now - last_frame
                 )
                 return "stale"
-            wake = stale_at
+            wake = now + tick
             if self._welcomed:
                 for sub in list(self._subs.values()):
                     if sub.state not in (
@@ -483,24 +566,15 @@ class CircleCable:
                     wake = min(wake, deadline)
             await asyncio.sleep(max(0.01, wake - now))
 
-    # --- frames (hot path) -----------------------------------------------------------------
+    # --- frames (hot path: every frame passes here) ----------------------------------------
 
-    def _on_text(self, data: str) -> None:
-        if len(data) > self.options.max_frame_size:
-            self._warn_once(
-                "oversized", f"Dropped an oversized cable frame ({len(data)} bytes)"
-            )
-            return
-        try:
-            frame = _json_loads(data)
-        except ValueError:
-            self._warn_once("not_json", "Dropped a cable frame that is not JSON")
-            return
+    def _on_frame(self, frame: Any) -> CableEvent | None:
+        """Handle a control frame, or parse a broadcast of an unusual shape."""
         if type(frame) is not dict:
             self._warn_once(
                 "not_object", "Dropped a cable frame that is not a JSON object"
             )
-            return
+            return None
         kind = frame.get("type")
         if kind is None and "message" in frame:
             ident = frame.get("identifier")
@@ -512,17 +586,20 @@ class CircleCable:
                         "unknown_identifier",
                         "Dropped a broadcast for an unknown subscription",
                     )
-                    return
-            self._dispatch(sub, frame["message"])
-            return
+                    return None
+            try:
+                return parse_payload(sub.channel, frame["message"], sub.room_id)
+            except Exception:  # noqa: BLE001 - a bad payload must never end the connection
+                self._warn_once(
+                    "unparsable", "Dropped a broadcast that could not be parsed"
+                )
+                return None
         if kind == "ping":
-            return
+            return None
         if kind == "welcome":
             self._on_welcome()
-        elif kind in (
-            "confirm_subscription",
-            "reject_subscription",
-        ):  # kind may be unhashable
+        # A tuple, not a set: `kind` may be any JSON value, lists included.
+        elif kind in ("confirm_subscription", "reject_subscription"):
             sub = self._lookup(frame.get("identifier"))
             if sub is not None:
                 self._set_sub_state(
@@ -543,29 +620,7 @@ class CircleCable:
                 "unknown_type",
                 f"Ignored a cable frame of unknown type {str(kind)[:40]!r}",
             )
-
-    def _dispatch(self, sub: Subscription, payload: Any) -> None:
-        try:
-            event = parse_payload(sub.channel, payload, sub.room_id)
-        except Exception:  # noqa: BLE001 - a bad payload must never end the connection
-            self._warn_once(
-                "unparsable", "Dropped a broadcast that could not be parsed"
-            )
-            return
-        if isinstance(event, MessageEvent) and event.message is not None:
-            # Circle sends one message on several channels: deliver it once.
-            key = (event.name, event.message.id, event.message.edited_at)
-            seen = self._seen
-            if key in seen:
-                return
-            seen[key] = None
-            if len(seen) > self.options.dedupe_size:
-                del seen[next(iter(seen))]
-        for listener in tuple(self._event_listeners):
-            try:
-                listener(event)
-            except Exception:
-                _LOGGER.exception("A Circle event listener failed on %s", event.name)
+        return None
 
     # --- helpers ---------------------------------------------------------------------------
 

@@ -303,54 +303,136 @@ class SentMessage:
 
 
 # --- Cable events -------------------------------------------------------------------------
+#
+# Every cable frame becomes one of these, so they are built cheaply: four attributes, and the
+# typed views (message, count, room, ...) are parsed from `data` on first access only.
 
 
-@dataclass(frozen=True, slots=True)
 class CableEvent:
     """Any event received on a subscribed channel.
 
-    `name` is Circle's event name as received; `data` the event's fields after the envelope
-    was removed; `room_id` is set for `Chats::RoomChannel` subscriptions.
+    `name` is Circle's event name (canonical spelling when known); `data` the event's fields
+    after the envelope was removed; `room_id` is set for `Chats::RoomChannel` subscriptions.
     """
 
-    channel: str
-    name: str
-    data: Mapping[str, Any] = field(repr=False)
-    room_id: int | None = None
+    __slots__ = ("channel", "data", "name", "room_id")
+
+    def __init__(
+        self,
+        channel: str,
+        name: str,
+        data: Mapping[str, Any],
+        room_id: int | None = None,
+    ) -> None:
+        """Keep the raw fields; nothing else is parsed here."""
+        self.channel = channel
+        self.name = name
+        self.data = data
+        self.room_id = room_id
+
+    def __repr__(self) -> str:
+        """Names only: data may hold message bodies."""
+        return f"{type(self).__name__}(channel={self.channel!r}, name={self.name!r}, room_id={self.room_id!r})"
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when of the same kind with the same fields."""
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, CableEvent)
+        return (self.channel, self.name, self.data, self.room_id) == (
+            other.channel,
+            other.name,
+            other.data,
+            other.room_id,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
 
 
-@dataclass(frozen=True, slots=True)
 class MessageEvent(CableEvent):
-    """newMessage, updatedMessage or deletedMessage with its parsed message."""
+    """newMessage, updatedMessage or deletedMessage."""
 
-    message: ChatMessage | None = None
+    __slots__ = ("_message",)
+    _message: ChatMessage | None
+
+    @property
+    def message(self) -> ChatMessage | None:
+        """The message; for deletedMessage ({id, parent_message}) the room comes from the parent."""
+        try:
+            return self._message
+        except AttributeError:
+            pass
+        data = self.data
+        message = ChatMessage.from_json(data)
+        parent = data.get("parent_message")
+        if (
+            message is not None
+            and message.chat_room_uuid is None
+            and isinstance(parent, Mapping)
+        ):
+            message = ChatMessage.from_json(
+                {**parent, **data, "chat_room_uuid": parent.get("chat_room_uuid")}
+            )
+        self._message = message
+        return message
 
 
-@dataclass(frozen=True, slots=True)
 class NotificationCountEvent(CableEvent):
     """updateNewNotificationCount or resetNewNotificationCount."""
 
-    count: int = 0
+    __slots__ = ()
+
+    @property
+    def count(self) -> int:
+        """The new badge count; 0 when missing or invalid."""
+        count = self.data.get("new_notifications_count", 0)
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            return 0
+        return count
 
 
-@dataclass(frozen=True, slots=True)
 class NewNotificationEvent(CableEvent):
     """newNotification."""
 
-    notification: Notification | None = None
+    __slots__ = ()
+
+    @property
+    def notification(self) -> Notification:
+        """The notification (every field optional)."""
+        return Notification.from_json(self.data)
 
 
-@dataclass(frozen=True, slots=True)
 class ChatRoomEvent(CableEvent):
     """chatRoom* events; `room` is set for chatRoomCreated and chatRoomUpdated."""
 
-    chat_room_uuid: str | None = None
-    chat_room_id: int | None = None
-    room: ChatRoom | None = None
+    __slots__ = ()
+
+    @property
+    def room(self) -> ChatRoom | None:
+        """The room record, when the event carries one."""
+        return ChatRoom.from_json(self.data)
+
+    @property
+    def chat_room_uuid(self) -> str | None:
+        """The room's uuid (chatRoomRead, chatRoomDeleted, chatRoomUpdated, chatRoomCreated)."""
+        uuid = self.data.get("chat_room_uuid") or self.data.get("uuid")
+        return uuid if isinstance(uuid, str) else None
+
+    @property
+    def chat_room_id(self) -> int | None:
+        """The room's numeric id (chatRoomPinned, chatRoomUnPinned, chatRoomCreated)."""
+        room_id = _as_int(self.data.get("chat_room_id"))
+        if room_id is None:
+            room_id = _as_int(self.data.get("id"))
+        return room_id
 
 
-@dataclass(frozen=True, slots=True)
 class ChatThreadReadEvent(CableEvent):
     """chatThreadRead."""
 
-    chat_thread_id: int | None = None
+    __slots__ = ()
+
+    @property
+    def chat_thread_id(self) -> int | None:
+        """The thread that was read."""
+        return _as_int(self.data.get("chat_thread_id"))

@@ -15,15 +15,11 @@ from yarl import URL
 
 from .models import (
     CableEvent,
-    Channel,
-    ChatMessage,
-    ChatRoom,
     ChatRoomEvent,
     ChatThreadReadEvent,
     EventName,
     MessageEvent,
     NewNotificationEvent,
-    Notification,
     NotificationCountEvent,
 )
 
@@ -34,6 +30,7 @@ _NAME_KEYS: Final = ("event", "type", "action", "event_name", "name")
 _DATA_KEYS: Final = ("data", "payload", "json", "message")
 
 # Circle's camelCase names, also reached from snake_case or other casing.
+_EXACT: Final = {name.value: name.value for name in EventName}
 _CANONICAL: Final = {name.value.lower(): name.value for name in EventName}
 _CANONICAL["chatroomunpinned"] = EventName.CHAT_ROOM_UNPINNED.value
 
@@ -74,6 +71,13 @@ def _decode_nested(value: Any) -> Any:
 
 def split_envelope(payload: Any, depth: int = 0) -> tuple[str, Mapping[str, Any]]:
     """Return (event name, fields) of a broadcast payload; the name is "" when none is found."""
+    if type(payload) is dict:
+        # Fast path for the common shape {"event": "<known name>", "data": {...}}.
+        name = payload.get("event")
+        if type(name) is str:
+            data = payload.get("data")
+            if type(data) is dict and (known := _EXACT.get(name)) is not None:
+                return known, data
     payload = _decode_nested(payload)
     if not isinstance(payload, Mapping):
         return "", {"value": payload}
@@ -83,7 +87,7 @@ def split_envelope(payload: Any, depth: int = 0) -> tuple[str, Mapping[str, Any]
         if isinstance(value, str) and value:
             name = value
             break
-    data: Mapping[str, Any] = payload
+    fields: Mapping[str, Any] = payload
     for key in _DATA_KEYS:
         nested = _decode_nested(payload.get(key))
         if isinstance(nested, Mapping):
@@ -93,91 +97,34 @@ def split_envelope(payload: Any, depth: int = 0) -> tuple[str, Mapping[str, Any]
             else:
                 inner_name, inner = split_envelope(nested, depth + 1)
             name = name or inner_name
-            data = inner
+            fields = inner
             break
-    if not name and "new_notifications_count" in data:
+    if not name and "new_notifications_count" in fields:
         name = EventName.UPDATE_NEW_NOTIFICATION_COUNT.value
-    return _canonical_name(name), data
+    return _canonical_name(name), fields
+
+
+EVENT_CLASSES: Final[dict[str, type[CableEvent]]] = {
+    EventName.NEW_MESSAGE: MessageEvent,
+    EventName.UPDATED_MESSAGE: MessageEvent,
+    EventName.DELETED_MESSAGE: MessageEvent,
+    EventName.UPDATE_NEW_NOTIFICATION_COUNT: NotificationCountEvent,
+    EventName.RESET_NEW_NOTIFICATION_COUNT: NotificationCountEvent,
+    EventName.NEW_NOTIFICATION: NewNotificationEvent,
+    EventName.CHAT_ROOM_CREATED: ChatRoomEvent,
+    EventName.CHAT_ROOM_UPDATED: ChatRoomEvent,
+    EventName.CHAT_ROOM_DELETED: ChatRoomEvent,
+    EventName.CHAT_ROOM_READ: ChatRoomEvent,
+    EventName.CHAT_ROOM_PINNED: ChatRoomEvent,
+    EventName.CHAT_ROOM_UNPINNED: ChatRoomEvent,
+    EventName.CHAT_THREAD_READ: ChatThreadReadEvent,
+}
 
 
 def parse_payload(channel: str, payload: Any, room_id: int | None = None) -> CableEvent:
-    """Turn a broadcast payload into the most specific typed event."""
+    """Turn a broadcast payload into the most specific event (typed views parse lazily)."""
     name, data = split_envelope(payload)
-    match name:
-        case EventName.NEW_MESSAGE | EventName.UPDATED_MESSAGE:
-            return MessageEvent(
-                channel, name, data, room_id, ChatMessage.from_json(data)
-            )
-        case EventName.DELETED_MESSAGE:
-            message = ChatMessage.from_json(data)
-            parent = data.get("parent_message")
-            if (
-                message is not None
-                and message.chat_room_uuid is None
-                and isinstance(parent, Mapping)
-            ):
-                # deletedMessage carries {id, parent_message}: take the room from the parent.
-                merged = {
-                    **parent,
-                    **data,
-                    "chat_room_uuid": parent.get("chat_room_uuid"),
-                }
-                message = ChatMessage.from_json(merged)
-            return MessageEvent(channel, name, data, room_id, message)
-        case (
-            EventName.UPDATE_NEW_NOTIFICATION_COUNT
-            | EventName.RESET_NEW_NOTIFICATION_COUNT
-        ):
-            count = data.get("new_notifications_count", 0)
-            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-                count = 0
-            return NotificationCountEvent(channel, name, data, room_id, count)
-        case EventName.NEW_NOTIFICATION:
-            return NewNotificationEvent(
-                channel, name, data, room_id, Notification.from_json(data)
-            )
-        case (
-            EventName.CHAT_ROOM_CREATED
-            | EventName.CHAT_ROOM_UPDATED
-            | EventName.CHAT_ROOM_DELETED
-            | EventName.CHAT_ROOM_READ
-            | EventName.CHAT_ROOM_PINNED
-            | EventName.CHAT_ROOM_UNPINNED
-        ):
-            room = ChatRoom.from_json(data)
-            uuid = data.get("chat_room_uuid") or data.get("uuid")
-            room_ref = data.get("chat_room_id")
-            return ChatRoomEvent(
-                channel,
-                name,
-                data,
-                room_id,
-                uuid if isinstance(uuid, str) else None,
-                room_ref if isinstance(room_ref, int) else (room.id if room else None),
-                room,
-            )
-        case EventName.CHAT_THREAD_READ:
-            thread = data.get("chat_thread_id")
-            return ChatThreadReadEvent(
-                channel,
-                name,
-                data,
-                room_id,
-                thread if isinstance(thread, int) else None,
-            )
-    return CableEvent(channel, name, data, room_id)
-
-
-__all__ = [
-    "SUBPROTOCOLS",
-    "Channel",
-    "cable_url_for",
-    "canonical_identifier",
-    "command",
-    "identifier",
-    "parse_payload",
-    "split_envelope",
-]
+    return EVENT_CLASSES.get(name, CableEvent)(channel, name, data, room_id)
 
 
 def cable_url_for(community_url: str) -> str:
