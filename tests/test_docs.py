@@ -40,13 +40,23 @@ async def test_readme_automations_are_valid_and_fire(hass: HomeAssistant) -> Non
     blocks = [yaml.safe_load(b) for b in readme_yaml_blocks() if "automation:" in b]
     assert blocks, "the README shows at least one automation"
     calls = async_mock_service(hass, "notify", "notify")
-    for config in blocks:
-        assert await async_setup_component(hass, "automation", config)
+    replies = async_mock_service(hass, "circle", "send_message")
+    automations = [a for config in blocks for a in config["automation"]]
+    assert await async_setup_component(hass, "automation", {"automation": automations})
     await hass.async_block_till_done()
-    assert hass.states.async_entity_ids("automation")
+    assert len(hass.states.async_entity_ids("automation")) == len(automations) >= 2
     hass.bus.async_fire(
         "circle_new_message",
-        {"room_kind": "direct", "sender_name": "Ada", "text": "Hi", "room_name": "Ada"},
+        {
+            "room_kind": "direct",
+            "sender_name": "Ada",
+            "text": "Hi",
+            "room_name": "Ada",
+            "config_entry_id": "entry-1",
+            "room_uuid": "room-1",
+            "message_id": 7,
+            "backfilled": False,
+        },
     )
     hass.bus.async_fire(
         "circle_new_message",
@@ -55,6 +65,9 @@ async def test_readme_automations_are_valid_and_fire(hass: HomeAssistant) -> Non
     await hass.async_block_till_done()
     assert [c.data["message"] for c in calls] == ["Hi"]
     assert calls[0].data["title"] == "Circle: Ada"
+    assert [
+        (c.data["room"], c.data["reply_to"], c.data["config_entry_id"]) for c in replies
+    ] == [("room-1", 7, "entry-1")]
 
 
 @pytest.mark.parametrize(

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.typing import ConfigType
 
 from .const import (
     CONF_BACKFILL_HOURS,
     CONF_FOLLOWED_ROOMS,
     CONF_IGNORE_OWN,
     CONF_INCLUDE_TEXT,
+    DOMAIN,
 )
 from .coordinator import CircleConfigEntry, CircleCoordinator
+from .services import async_setup_services
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
 OPTION_KEYS = (
@@ -20,6 +24,15 @@ OPTION_KEYS = (
     CONF_FOLLOWED_ROOMS,
     CONF_BACKFILL_HOURS,
 )
+
+
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the actions once, whatever the number of accounts."""
+    async_setup_services(hass)
+    return True
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: CircleConfigEntry) -> bool:

@@ -87,6 +87,12 @@ class CircleData:
     new_notifications_count: int
     unread_rooms: frozenset[str]
     room_names: dict[str, str] = field(default_factory=dict)
+    unread_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def unread_messages(self) -> int:
+        """Unread messages across all rooms."""
+        return sum(self.unread_counts.values())
 
     def room_name(self, uuid: str | None) -> str | None:
         """Name of a room, if known."""
@@ -144,6 +150,7 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         self._resync_task: asyncio.Task[None] | None = None
         self.ledger = MessageLedger(hass, entry.entry_id)
         self._held_messages: list[ChatMessage] = []
+        self._counted: dict[str, int] = {}
         self._hold_unsub: CALLBACK_TYPE | None = None
 
     # --- setup -----------------------------------------------------------------------------
@@ -199,10 +206,13 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
                 translation_placeholders={"error": str(err)},
             ) from err
         self.rooms = {room.uuid: room for room in rooms}
+        # Live messages up to these ids are already in the counts just read.
+        self._counted = {room.uuid: room.last_message_id or 0 for room in rooms}
         return CircleData(
             new_notifications_count=count,
             unread_rooms=frozenset(unread),
             room_names={room.uuid: room.name or "" for room in rooms},
+            unread_counts={room.uuid: room.unread_messages_count for room in rooms},
         )
 
     @callback
@@ -428,37 +438,70 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         if uuid is None:
             return
         unread, names = set(data.unread_rooms), dict(data.room_names)
+        counts = dict(data.unread_counts)
         if event.name in ("chatRoomRead", "chatRoomDeleted"):
             unread.discard(uuid)
+            if uuid in counts:
+                counts[uuid] = 0
             if event.name == "chatRoomDeleted":
                 names.pop(uuid, None)
+                counts.pop(uuid, None)
                 self.rooms.pop(uuid, None)
-        elif event.room is not None:
-            if event.room.name:
-                names[uuid] = event.room.name
+        elif (room := event.room) is not None:
+            if room.name:
+                names[uuid] = room.name
             if event.name == "chatRoomCreated":
-                self.rooms[uuid] = event.room
-                if event.room.unread_messages_count > 0:
+                self.rooms[uuid] = room
+                self._counted[uuid] = room.last_message_id or 0
+                counts[uuid] = room.unread_messages_count
+                if room.unread_messages_count > 0:
                     unread.add(uuid)
         self.async_set_updated_data(
-            replace(data, unread_rooms=frozenset(unread), room_names=names)
+            replace(
+                data,
+                unread_rooms=frozenset(unread),
+                room_names=names,
+                unread_counts=counts,
+            )
+        )
+
+    def _async_count_message(self, message: ChatMessage) -> None:
+        """Keep the unread bookkeeping in step with a new top-level message."""
+        uuid = message.chat_room_uuid
+        if not uuid or message.parent_message_id is not None:
+            return
+        data = self.data
+        if self._is_own(message):
+            # Writing in a room means having read it.
+            if uuid in data.unread_rooms or data.unread_counts.get(uuid):
+                self.async_set_updated_data(
+                    replace(
+                        data,
+                        unread_rooms=data.unread_rooms - {uuid},
+                        unread_counts={**data.unread_counts, uuid: 0},
+                    )
+                )
+            return
+        if message.id <= self._counted.get(uuid, 0):
+            return  # already in the counts read over REST
+        self._counted[uuid] = message.id
+        self.async_set_updated_data(
+            replace(
+                data,
+                unread_rooms=data.unread_rooms | {uuid},
+                unread_counts={
+                    **data.unread_counts,
+                    uuid: data.unread_counts.get(uuid, 0) + 1,
+                },
+            )
         )
 
     def _async_on_message(self, event: MessageEvent) -> None:
         message = event.message
         if message is None:
             return
-        data = self.data
-        if (
-            event.name == "newMessage"
-            and not self._is_own(message)
-            and message.parent_message_id is None
-            and message.chat_room_uuid
-            and message.chat_room_uuid not in data.unread_rooms
-        ):
-            self.async_set_updated_data(
-                replace(data, unread_rooms=data.unread_rooms | {message.chat_room_uuid})
-            )
+        if event.name == "newMessage":
+            self._async_count_message(message)
         if event.name == "newMessage":
             if not self.ledger.is_new(message):
                 return  # already fired by a backfill
