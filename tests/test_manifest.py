@@ -119,7 +119,23 @@ def test_translations_cover_every_key_the_code_uses() -> None:
     ):
         assert f"exceptions.{exc}.message" in leaves
     icons = json.loads((INTEGRATION / "icons.json").read_text())
-    assert set(icons["entity"]["sensor"]) == {"unread_notifications", "unread_chats"}
+    assert set(icons["entity"]["sensor"]) == {
+        "unread_notifications",
+        "unread_chats",
+        "unread_messages",
+        "room_unread",
+    }
+    for service in ("send_message", "mark_chat_read", "mark_notifications_read"):
+        assert f"services.{service}.name" in leaves
+    for exc in (
+        "entry_not_found",
+        "entry_not_loaded",
+        "room_not_found",
+        "room_ambiguous",
+        "empty_message",
+        "action_failed",
+    ):
+        assert f"exceptions.{exc}.message" in leaves
 
 
 def test_quality_scale_lists_every_rule() -> None:
