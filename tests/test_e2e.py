@@ -61,3 +61,45 @@ async def _dm_uuid(stack: LiveStack) -> str:
         for r in rooms
         if r["kind"] == "direct" and r["name"] == "Ada Lovelace"
     )
+
+
+async def test_demo_replies_from_home_assistant_and_has_a_dashboard(
+    socket_enabled, tmp_path
+) -> None:
+    stack = LiveStack(tmp_path / "config", demo=True)
+    await stack.start()
+    try:
+        await stack.wait_state("automation.circle_reply_to_direct_messages", "on", timeout=10)
+        dm = await _dm_uuid(stack)
+        sent = await stack.sim_control("message", room_uuid=dm, text="Are you there?")
+
+        async def replied() -> bool:
+            async with stack.session.get(stack.sim["url"] + "/_sim/state") as resp:
+                rooms = (await resp.json())["rooms"]
+            messages = next(r for r in rooms if r["uuid"] == dm)["messages"]
+            return any(
+                m["sender_id"] == stack.sim["member_id"]
+                and m["parent_message_id"] == sent["id"]
+                for m in messages
+            )
+
+        async with asyncio.timeout(5):
+            while not await replied():
+                await asyncio.sleep(0.05)
+        async with stack.session.ws_connect(stack.url + "/api/websocket") as ws:
+            await ws.receive_json()
+            await ws.send_json({"type": "auth", "access_token": stack.token})
+            await ws.receive_json()
+            await ws.send_json({"id": 1, "type": "lovelace/config"})
+            dashboard = (await ws.receive_json())["result"]
+        buttons = [c for c in dashboard["views"][0]["cards"] if c["type"] == "button"]
+        assert {b["tap_action"]["perform_action"] for b in buttons} == {
+            "circle.mark_chat_read",
+            "circle.mark_notifications_read",
+        }
+        assert all(
+            b["tap_action"]["data"]["config_entry_id"] == stack.entry_id
+            for b in buttons
+        )
+    finally:
+        await stack.stop()

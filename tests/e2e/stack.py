@@ -63,6 +63,38 @@ DEMO_COMPONENTS = [
 ]
 
 
+# The README's "reply from Home Assistant" automation, installed by the demo.
+DEMO_AUTOMATION: dict[str, Any] = {
+    "id": "circle_auto_reply",
+    "alias": "Circle: reply to direct messages",
+    "triggers": [
+        {
+            "trigger": "event",
+            "event_type": "circle_new_message",
+            "event_data": {"room_kind": "direct"},
+        }
+    ],
+    "conditions": [
+        {
+            "condition": "template",
+            "value_template": "{{ not trigger.event.data.backfilled }}",
+        }
+    ],
+    "actions": [
+        {
+            "action": "circle.send_message",
+            "data": {
+                "config_entry_id": "{{ trigger.event.data.config_entry_id }}",
+                "room": "{{ trigger.event.data.room_uuid }}",
+                "reply_to": "{{ trigger.event.data.message_id }}",
+                "message": "Thanks {{ trigger.event.data.sender_name }}, Home Assistant got it.",
+            },
+        }
+    ],
+    "mode": "queued",
+}
+
+
 def free_port() -> int:
     """A free TCP port on loopback."""
     with socket.socket() as sock:
@@ -140,7 +172,10 @@ class LiveStack:
         blueprints = ROOT / "blueprints"
         if blueprints.is_dir():
             shutil.copytree(blueprints, self.config_dir / "blueprints")
-        components = "\n".join(f"{c}:" for c in self.components)
+        components = "\n".join(
+            "automation: !include automations.yaml" if c == "automation" else f"{c}:"
+            for c in self.components
+        )
         (self.config_dir / "configuration.yaml").write_text(
             CONFIG_YAML.format(
                 port=self.port, components=components, log_level=self.log_level
@@ -261,6 +296,70 @@ class LiveStack:
         await self.wait_state(
             "binary_sensor.circle_grace_hopper_connection", "on", timeout=20
         )
+        if self.demo:
+            await self._demo_extras()
+
+    async def _demo_extras(self) -> None:
+        """The README's reply automation and a dashboard with the badges and mark-read buttons."""
+        async with self.session.post(
+            f"{self.url}/api/config/automation/config/circle_auto_reply",
+            json=DEMO_AUTOMATION,
+            headers=self.headers,
+        ) as resp:
+            resp.raise_for_status()
+        prefix = "circle_grace_hopper"
+        buttons = [
+            ("Mark all Circle chats read", "mdi:check-all", "circle.mark_chat_read"),
+            (
+                "Mark notifications read",
+                "mdi:bell-check",
+                "circle.mark_notifications_read",
+            ),
+        ]
+        dashboard = {
+            "title": "Circle",
+            "views": [
+                {
+                    "title": "Circle",
+                    "cards": [
+                        {
+                            "type": "entities",
+                            "title": "Circle",
+                            "entities": [
+                                f"sensor.{prefix}_unread_notifications",
+                                f"sensor.{prefix}_unread_chats",
+                                f"sensor.{prefix}_unread_messages",
+                                f"event.{prefix}_chat_message",
+                                f"binary_sensor.{prefix}_connection",
+                            ],
+                        },
+                        *(
+                            {
+                                "type": "button",
+                                "name": name,
+                                "icon": icon,
+                                "tap_action": {
+                                    "action": "perform-action",
+                                    "perform_action": action,
+                                    "data": {"config_entry_id": self.entry_id},
+                                },
+                            }
+                            for name, icon, action in buttons
+                        ),
+                    ],
+                }
+            ],
+        }
+        async with self.session.ws_connect(self.url + "/api/websocket") as ws:
+            await ws.receive_json()
+            await ws.send_json({"type": "auth", "access_token": self.token})
+            await ws.receive_json()
+            await ws.send_json(
+                {"id": 1, "type": "lovelace/config/save", "config": dashboard}
+            )
+            result = await ws.receive_json()
+            if not result.get("success"):
+                raise RuntimeError(f"could not save the demo dashboard: {result}")
 
     async def state(self, entity_id: str) -> dict[str, Any] | None:
         async with self.session.get(

@@ -888,6 +888,14 @@ class CircleSimulator:
                         "kind": r.kind,
                         "embedded": r.embedded,
                         "message_ids": [m.id for m in r.messages],
+                        "messages": [
+                            {
+                                "id": m.id,
+                                "sender_id": m.sender_id,
+                                "parent_message_id": m.parent_message_id,
+                            }
+                            for m in r.messages
+                        ],
                     }
                     for r in self.community.rooms.values()
                 ],
