@@ -69,7 +69,9 @@ async def test_demo_replies_from_home_assistant_and_has_a_dashboard(
     stack = LiveStack(tmp_path / "config", demo=True)
     await stack.start()
     try:
-        await stack.wait_state("automation.circle_reply_to_direct_messages", "on", timeout=10)
+        await stack.wait_state(
+            "automation.circle_reply_to_direct_messages", "on", timeout=10
+        )
         dm = await _dm_uuid(stack)
         sent = await stack.sim_control("message", room_uuid=dm, text="Are you there?")
 

@@ -9,12 +9,10 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
-from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_capture_events,
-    async_fire_time_changed,
 )
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
@@ -213,7 +211,18 @@ async def test_stored_token_is_reused_after_restart(hass, simulator) -> None:
     assert not any(r["path"].endswith("auth_token") for r in simulator.requests)
 
 
-async def test_availability_grace_period(hass, simulator) -> None:
+@pytest.fixture
+def short_grace(monkeypatch) -> timedelta:
+    """A grace period of 0.5 s, waited for in real time (firing HA's clock forward would
+    also fire the sockets' own timers)."""
+    grace = timedelta(seconds=0.5)
+    monkeypatch.setattr(
+        "custom_components.circle.coordinator.AVAILABILITY_GRACE", grace
+    )
+    return grace
+
+
+async def test_availability_grace_period(hass, simulator, short_grace) -> None:
     entry = await setup(hass, simulator)
     await connected(hass, entry)
     simulator.config.allowed_origins = {"https://elsewhere.example"}
@@ -224,24 +233,36 @@ async def test_availability_grace_period(hass, simulator) -> None:
     await wait_for(
         lambda: issues.async_get_issue(DOMAIN, f"origin_rejected_{entry.entry_id}")
     )
-    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(minutes=2))
-    await hass.async_block_till_done()
-    assert state(hass, NOTIFICATIONS) == STATE_UNAVAILABLE
+    await wait_for(lambda: state(hass, NOTIFICATIONS) == STATE_UNAVAILABLE)
     assert state(hass, CONNECTION) == STATE_OFF
     simulator.config.allowed_origins = {simulator.origin}
     await wait_for(lambda: state(hass, NOTIFICATIONS) == "0", timeout=5)
     assert issues.async_get_issue(DOMAIN, f"origin_rejected_{entry.entry_id}") is None
 
 
-async def test_log_once_when_lost_and_once_when_back(hass, simulator, caplog) -> None:
+async def test_short_drop_keeps_entities_available(
+    hass, simulator, short_grace
+) -> None:
+    entry = await setup(hass, simulator)
+    await connected(hass, entry)
+    simulator.drop_connections()
+    await wait_for(lambda: state(hass, CONNECTION) == STATE_OFF)
+    await connected(hass, entry)
+    await asyncio.sleep(
+        0.7
+    )  # past the grace period: the timer was cancelled on reconnect
+    assert state(hass, NOTIFICATIONS) == "0"
+
+
+async def test_log_once_when_lost_and_once_when_back(
+    hass, simulator, caplog, short_grace
+) -> None:
     entry = await setup(hass, simulator)
     await connected(hass, entry)
     simulator.config.allowed_origins = {"https://elsewhere.example"}
     simulator.drop_connections()
-    await wait_for(lambda: state(hass, CONNECTION) == STATE_OFF)
-    for minutes in (2, 4):
-        async_fire_time_changed(hass, dt_util.utcnow() + timedelta(minutes=minutes))
-        await hass.async_block_till_done()
+    await wait_for(lambda: state(hass, NOTIFICATIONS) == STATE_UNAVAILABLE)
+    await asyncio.sleep(1.0)  # several more failed attempts, no more lines
     simulator.config.allowed_origins = {simulator.origin}
     await wait_for(lambda: state(hass, NOTIFICATIONS) == "0", timeout=5)
     assert caplog.text.count("Connection to Circle lost") == 1
