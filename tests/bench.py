@@ -617,12 +617,15 @@ async def run_bench(quick: bool) -> dict[str, Any]:
 async def soak(minutes: float, seed_value: int = 1) -> dict[str, Any]:
     rng = random.Random(seed_value)
     with tempfile.TemporaryDirectory() as tmp:
-        stack = LiveStack(Path(tmp) / "config", log_level="warning")
+        stack = LiveStack(Path(tmp) / "config", log_level="debug")
         await stack.start()
         try:
             return await _soak(stack, minutes, rng)
         finally:
             await stack.stop()
+            log = stack.config_dir / "hass.log"
+            if log.exists():
+                (ROOT / "soak-hass.log").write_bytes(log.read_bytes())
 
 
 async def _soak(stack: LiveStack, minutes: float, rng: random.Random) -> dict[str, Any]:
@@ -676,11 +679,12 @@ async def _soak(stack: LiveStack, minutes: float, rng: random.Random) -> dict[st
             faults.append(kind)
             await _soak_fault(stack, kind)
             next_fault = time.monotonic() + rng.uniform(5, 15)
-        await asyncio.sleep(rng.uniform(0.01, 0.1))
+        await asyncio.sleep(rng.uniform(0.05, 0.25))
     # Settle: connected again and the last backfill done.
-    await stack.wait_state(
-        "binary_sensor.circle_grace_hopper_connection", "on", timeout=60
-    )
+    with contextlib.suppress(TimeoutError):
+        await stack.wait_state(
+            "binary_sensor.circle_grace_hopper_connection", "on", timeout=60
+        )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not set(posted) <= {
         e["message_id"] for e in events
@@ -710,6 +714,8 @@ async def _soak(stack: LiveStack, minutes: float, rng: random.Random) -> dict[st
         "faults": len(faults),
         "fault_kinds": sorted(set(faults)),
         "reconnects": (connection or {}).get("attributes", {}).get("reconnects"),
+        "connected_at_end": (connection or {}).get("state") == "on",
+        "last_reason": (connection or {}).get("attributes", {}).get("reason"),
         "hass_rss_start_mb": rss_start,
         "hass_rss_end_mb": rss_end,
         "memory_growth_mb": rss_end - rss_start,
@@ -761,6 +767,7 @@ def main() -> None:
             result["lost"] == 0
             and result["duplicated"] == 0
             and result["out_of_order"] == 0
+            and result["connected_at_end"]
         )
         sys.exit(0 if ok else 1)
     figures = asyncio.run(run_bench(args.quick))

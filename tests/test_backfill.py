@@ -161,4 +161,12 @@ async def test_held_messages_are_released_when_the_backfill_cannot_run(
     assert events == []  # waiting for the backfill
     await wait_for(lambda: len(events) == 1, timeout=3)
     assert events[0].data["text"] == "held back" and not events[0].data["backfilled"]
+    # last_seen still marks the start of the gap until a backfill has really run.
+    coordinator = entry.runtime_data
+    assert coordinator.ledger.frozen
     simulator.faults.clear()
+    await coordinator.async_refresh()
+    await coordinator.async_backfill()
+    assert not coordinator.ledger.frozen
+    await hass.async_block_till_done()
+    assert len(events) == 1  # the held message is not fired twice

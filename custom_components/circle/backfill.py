@@ -18,7 +18,7 @@ from .client import ChatMessage, ChatRoom, CircleError, CircleMemberApi
 from .const import DOMAIN, LOGGER
 
 STORAGE_VERSION = 1
-MAX_PER_ROOM = 50
+MAX_PER_ROOM = 100
 RECENT_IDS = 4096
 SAVE_DELAY = 1.0
 

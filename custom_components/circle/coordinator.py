@@ -150,6 +150,7 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         self._resync_task: asyncio.Task[None] | None = None
         self.ledger = MessageLedger(hass, entry.entry_id)
         self._held_messages: list[ChatMessage] = []
+        self._holding = True  # until the first backfill after (re)connecting
         self._counted: dict[str, int] = {}
         self._hold_unsub: CALLBACK_TYPE | None = None
 
@@ -297,6 +298,7 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
                 self.config_entry.async_start_reauth(self.hass)
         elif status.state is ConnectionState.DISCONNECTED:
             self.ledger.freeze()
+            self._holding = True
             if status.reason == "origin_rejected":
                 self._create_issue(ISSUE_ORIGIN_REJECTED, {"origin": self._origin})
             if self._grace_unsub is None and self.cable_available:
@@ -506,7 +508,7 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
             if not self.ledger.is_new(message):
                 return  # already fired by a backfill
             self.ledger.record(message)
-            if self.ledger.frozen:
+            if self._holding:
                 # A backfill is due: fire after it, so that events keep their order.
                 self._held_messages.append(message)
                 return
@@ -568,13 +570,17 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         self,
         missed: list[ChatMessage] | None = None,
         backfilled: set[int] | None = None,
+        *,
+        thaw: bool = True,
     ) -> None:
-        """End the hold: fire missed and held messages in id order and let last_seen move."""
+        """Fire missed and held messages in id order; after a backfill, let last_seen move."""
         self._cancel_hold_timer()
+        self._holding = False
         held, self._held_messages = self._held_messages, []
         batch = {m.id: m for m in (missed or []) if m.id in (backfilled or set())}
         batch.update((m.id, m) for m in held)
-        self.ledger.thaw()
+        if thaw:
+            self.ledger.thaw()
         for message_id in sorted(batch):
             self._deliver(
                 "newMessage",
@@ -585,9 +591,11 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
     @callback
     def _async_hold_expired(self, _now: datetime) -> None:
         self._hold_unsub = None
-        if self.ledger.frozen:
+        if self._holding:
+            # Live messages wait no longer; last_seen stays at the gap until the backfill
+            # has run, so nothing missed is skipped (it will come, late, marked backfilled).
             LOGGER.debug("Backfill not done in time; releasing held messages")
-            self._async_release()
+            self._async_release(thaw=False)
 
     @callback
     def _cancel_hold_timer(self) -> None:
