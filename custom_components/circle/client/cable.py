@@ -100,7 +100,9 @@ class CableOptions:
     close_timeout: float = 1.0
     backoff_initial: float = 1.0
     backoff_max: float = 300.0
-    stable_after: float = 60.0
+    # A connection that was welcomed and lived past one ping interval or so worked: the next
+    # drop starts the backoff again from a second (as Rails' own client does on connect).
+    stable_after: float = 5.0
     max_frame_size: int = 1024 * 1024
     hard_frame_limit: int = 16 * 1024 * 1024
     dedupe_size: int = 4096
