@@ -22,6 +22,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from custom_components.circle.client.models import rich_text_to_plain
+
 from .model import (
     Community,
     SimRoom,
@@ -198,7 +200,8 @@ class CircleSimulator:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for conn in list(self.connections):
-            conn.request.transport and conn.request.transport.abort()  # type: ignore[func-returns-value]
+            if conn.request.transport is not None:
+                conn.request.transport.abort()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -684,8 +687,6 @@ class CircleSimulator:
         rich = body.get("rich_text_body")
         if not isinstance(rich, dict):
             return _error(422, "rich_text_body is required")
-        from custom_components.circle.client.models import rich_text_to_plain
-
         parent = body.get("parent_message_id")
         message = self.community.post_message(
             room, member_id, rich_text_to_plain(rich), parent
