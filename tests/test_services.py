@@ -57,6 +57,12 @@ async def test_send_message_by_name_and_reply(hass: HomeAssistant, simulator) ->
         blocking=True,
     )
     assert s["group"].messages[-1].parent_message_id == root.id
+    # Answering, even in a thread, reads the room (as Circle's own unread state says).
+    await wait_for(
+        lambda: state(hass, "sensor.circle_grace_hopper_unread_in_analytical_engines")
+        == "0"
+    )
+    assert simulator.community.unread_count(s["group"], 42) == 0
     await hass.async_block_till_done()
     # Our own messages are not echoed back as events ("ignore my own messages" is on).
     assert [e.data["text"] for e in events] == ["Question?"]

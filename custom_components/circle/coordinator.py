@@ -470,7 +470,7 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
     def _async_count_message(self, message: ChatMessage) -> None:
         """Keep the unread bookkeeping in step with a new top-level message."""
         uuid = message.chat_room_uuid
-        if not uuid or message.parent_message_id is not None:
+        if not uuid:
             return
         data = self.data
         if self._is_own(message):
@@ -484,6 +484,8 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
                     )
                 )
             return
+        if message.parent_message_id is not None:
+            return  # replies do not make a room unread
         if message.id <= self._counted.get(uuid, 0):
             return  # already in the counts read over REST
         self._counted[uuid] = message.id
