@@ -8,6 +8,8 @@ import contextlib
 from typing import Any
 
 import aiohttp
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import HomeAssistant
 import pytest
 
 from custom_components.circle.client import (
@@ -64,7 +66,7 @@ async def session(socket_enabled: None) -> AsyncGenerator[aiohttp.ClientSession]
 
 
 async def wait_for(
-    predicate: Callable[[], Any], timeout: float = 5.0, step: float = 0.01
+    predicate: Callable[[], Any], timeout: float = 10.0, step: float = 0.01
 ) -> Any:
     """Poll until `predicate()` is truthy; fail the test with a clear message otherwise."""
     loop = asyncio.get_running_loop()
@@ -163,12 +165,25 @@ async def harness_factory(
 
 
 @pytest.fixture
-def cable_options(monkeypatch: pytest.MonkeyPatch) -> CableOptions:
-    """Fast cable timings inside Home Assistant too."""
+async def cable_options(
+    monkeypatch: pytest.MonkeyPatch, hass: HomeAssistant, simulator: CircleSimulator
+) -> AsyncGenerator[CableOptions]:
+    """Fast cable timings inside Home Assistant too.
+
+    At the end every Circle entry is unloaded before the simulator stops, so that no cable is
+    still connecting to a server that is shutting down.
+    """
     monkeypatch.setattr(
         "custom_components.circle.coordinator.CABLE_OPTIONS", FAST_OPTIONS
     )
-    return FAST_OPTIONS
+    yield FAST_OPTIONS
+    for entry in hass.config_entries.async_entries("circle"):
+        if entry.state is ConfigEntryState.LOADED:
+            await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    await asyncio.sleep(
+        0.05
+    )  # let the server finish accepting anything already in flight
 
 
 def entry_data(sim: CircleSimulator, **overrides: Any) -> dict[str, Any]:

@@ -155,7 +155,13 @@ async def test_held_messages_are_released_when_the_backfill_cannot_run(
     )  # no resync, so no backfill, for a while
     simulator.drop_connections()
     await wait_for(lambda: entry.runtime_data.ledger.frozen)
-    await connected(hass, entry)
+    # Connected again, while the resync keeps failing.
+    await wait_for(
+        lambda: entry.runtime_data.connection.state == "connected"
+        and all(
+            sub.state == "confirmed" for sub in entry.runtime_data.cable.subscriptions
+        )
+    )
     simulator.community.post_message(s["dm"], s["ada"].id, "held back")
     await asyncio.sleep(0.1)
     assert events == []  # waiting for the backfill

@@ -50,6 +50,9 @@ async def connected(hass, entry) -> None:
         lambda: coordinator.cable is not None
         and coordinator.connection.state == "connected"
         and all(s.state == "confirmed" for s in coordinator.cable.subscriptions)
+        # ... and the resync and backfill that follow are done.
+        and coordinator._resync_task is not None
+        and coordinator._resync_task.done()
     )
     await hass.async_block_till_done()
 
@@ -246,7 +249,7 @@ async def test_short_drop_keeps_entities_available(
     entry = await setup(hass, simulator)
     await connected(hass, entry)
     simulator.drop_connections()
-    await wait_for(lambda: state(hass, CONNECTION) == STATE_OFF)
+    await wait_for(lambda: entry.runtime_data.cable.reconnects >= 1)
     await connected(hass, entry)
     await asyncio.sleep(
         0.7

@@ -109,6 +109,24 @@ MESSAGE_EVENTS = {
 type ActivityListener = Callable[[str, str, dict[str, Any]], None]
 
 
+def describe_error(err: CircleError, fallback: str) -> dict[str, Any]:
+    """Return the translation arguments (key, placeholders) for a client error."""
+    key, placeholders = fallback, {"error": str(err)}
+    if isinstance(err, CircleRateLimitError):
+        key, placeholders = "rate_limited", {"seconds": f"{err.retry_after:.0f}"}
+    elif isinstance(err, CircleAuthenticationError):
+        key, placeholders = "auth_failed", {}
+    elif isinstance(err, CircleNotEligibleError):
+        key, placeholders = "not_eligible", {}
+    elif isinstance(err, CircleMemberNotFoundError):
+        key, placeholders = "member_not_found", {}
+    return {
+        "translation_domain": DOMAIN,
+        "translation_key": key,
+        "translation_placeholders": placeholders,
+    }
+
+
 def member_settings(member: str) -> dict[str, Any]:
     """`member` as typed by the user: a numeric id or an email."""
     member = member.strip()
@@ -148,6 +166,7 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         self._activity_listeners: list[ActivityListener] = []
         self._rejected: set[str] = set()
         self._resync_task: asyncio.Task[None] | None = None
+        self._cable_task: asyncio.Task[None] | None = None
         self.ledger = MessageLedger(hass, entry.entry_id)
         self._held_messages: list[ChatMessage] = []
         self._holding = True  # until the first backfill after (re)connecting
@@ -161,25 +180,15 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         await self.ledger.async_load()
         try:
             self.member = await self.api.async_get_member()
-        except CircleAuthenticationError as err:
-            raise ConfigEntryAuthFailed(
-                translation_domain=DOMAIN, translation_key="auth_failed"
-            ) from err
-        except CircleNotEligibleError as err:
-            self._create_issue(ISSUE_NOT_ELIGIBLE)
-            raise ConfigEntryError(
-                translation_domain=DOMAIN, translation_key="not_eligible"
-            ) from err
-        except CircleMemberNotFoundError as err:
-            raise ConfigEntryError(
-                translation_domain=DOMAIN, translation_key="member_not_found"
-            ) from err
         except CircleError as err:
-            raise UpdateFailed(
-                translation_domain=DOMAIN,
-                translation_key="cannot_connect",
-                translation_placeholders={"error": str(err)},
-            ) from err
+            translation = describe_error(err, "cannot_connect")
+            if isinstance(err, CircleAuthenticationError):
+                raise ConfigEntryAuthFailed(**translation) from err
+            if isinstance(err, CircleNotEligibleError):
+                self._create_issue(ISSUE_NOT_ELIGIBLE)
+            if isinstance(err, CircleNotEligibleError | CircleMemberNotFoundError):
+                raise ConfigEntryError(**translation) from err
+            raise UpdateFailed(**translation) from err
         ir.async_delete_issue(
             self.hass, DOMAIN, f"{ISSUE_NOT_ELIGIBLE}_{self.config_entry.entry_id}"
         )
@@ -190,22 +199,11 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
             count = await self.api.async_get_new_notifications_count()
             unread = await self.api.async_get_unread_chat_room_uuids()
             rooms = await self.api.async_get_chat_rooms()
-        except CircleAuthenticationError as err:
-            raise ConfigEntryAuthFailed(
-                translation_domain=DOMAIN, translation_key="auth_failed"
-            ) from err
-        except CircleRateLimitError as err:
-            raise UpdateFailed(
-                translation_domain=DOMAIN,
-                translation_key="rate_limited",
-                translation_placeholders={"seconds": f"{err.retry_after:.0f}"},
-            ) from err
         except CircleError as err:
-            raise UpdateFailed(
-                translation_domain=DOMAIN,
-                translation_key="cannot_connect",
-                translation_placeholders={"error": str(err)},
-            ) from err
+            translation = describe_error(err, "cannot_connect")
+            if isinstance(err, CircleAuthenticationError):
+                raise ConfigEntryAuthFailed(**translation) from err
+            raise UpdateFailed(**translation) from err
         self.rooms = {room.uuid: room for room in rooms}
         # Live messages up to these ids are already in the counts just read.
         self._counted = {room.uuid: room.last_message_id or 0 for room in rooms}
@@ -238,7 +236,7 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         entry.async_on_unload(
             self.cable.add_subscription_listener(self._async_on_subscription)
         )
-        entry.async_create_background_task(
+        self._cable_task = entry.async_create_background_task(
             self.hass, self.cable.run(), f"{DOMAIN}_cable_{entry.entry_id}"
         )
         entry.async_on_unload(
@@ -253,6 +251,11 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         """Close the cable and save what was seen."""
         if self.cable is not None:
             await self.cable.stop()
+        if self._cable_task is not None:
+            # Let an attempt that was connecting finish and close, rather than cut it off.
+            await asyncio.wait(
+                {self._cable_task}, timeout=CABLE_OPTIONS.connect_timeout
+            )
         await self.ledger.async_save()
 
     async def _async_on_hass_stop(self, _event: Event) -> None:

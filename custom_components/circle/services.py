@@ -17,9 +17,9 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 import voluptuous as vol
 
-from .client import CircleAuthenticationError, CircleError, CircleRateLimitError
+from .client import CircleError
 from .const import DOMAIN
-from .coordinator import CircleCoordinator
+from .coordinator import CircleCoordinator, describe_error
 
 ATTR_CONFIG_ENTRY_ID = "config_entry_id"
 ATTR_ROOM = "room"
@@ -82,22 +82,8 @@ async def _circle[T](call: Awaitable[T]) -> T:
     """Turn client errors into translated Home Assistant errors."""
     try:
         return await call
-    except CircleRateLimitError as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="rate_limited",
-            translation_placeholders={"seconds": f"{err.retry_after:.0f}"},
-        ) from err
-    except CircleAuthenticationError as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN, translation_key="auth_failed"
-        ) from err
     except CircleError as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="action_failed",
-            translation_placeholders={"error": str(err)},
-        ) from err
+        raise HomeAssistantError(**describe_error(err, "action_failed")) from err
 
 
 async def _send_message(call: ServiceCall) -> ServiceResponse:

@@ -377,6 +377,9 @@ class CircleCable:
         except (aiohttp.ClientError, TimeoutError, OSError) as err:
             _LOGGER.debug("Cable connect failed: %s", type(err).__name__)
             return _Outcome("cannot_connect")
+        if self._stop.is_set():  # stop() came while connecting
+            await ws.close()
+            return _Outcome("stopped")
         try:
             outcome = await self._session_loop(ws)
         finally:
