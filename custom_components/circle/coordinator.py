@@ -77,6 +77,7 @@ type CircleConfigEntry = ConfigEntry[CircleCoordinator]
 CABLE_OPTIONS = CableOptions()
 RESYNC_RETRY_INITIAL = 5.0
 HOLD_MAX = 10.0
+MAX_REREADS = 3
 RESYNC_RETRY_MAX = 300.0
 
 
@@ -167,6 +168,7 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         self._rejected: set[str] = set()
         self._resync_task: asyncio.Task[None] | None = None
         self._cable_task: asyncio.Task[None] | None = None
+        self._pushed_during_resync = False
         self.ledger = MessageLedger(hass, entry.entry_id)
         self._held_messages: list[ChatMessage] = []
         self._holding = True  # until the first backfill after (re)connecting
@@ -364,9 +366,16 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
     async def _async_resync(self) -> None:
         """Refresh until it works, honouring Retry-After, backing off up to five minutes."""
         delay = RESYNC_RETRY_INITIAL
+        rereads = 0
         while True:
+            self._pushed_during_resync = False
             await self.async_refresh()
             if self.last_update_success:
+                if self._pushed_during_resync and rereads < MAX_REREADS:
+                    # A push landed while the REST answers were on their way; they may be
+                    # older than it. Read again rather than show a stale count.
+                    rereads += 1
+                    continue
                 await self.async_backfill()
                 return
             cause = self.last_exception.__cause__ if self.last_exception else None
@@ -413,6 +422,7 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
 
     @callback
     def _async_on_event(self, event: CableEvent) -> None:
+        self._pushed_during_resync = True
         data = self.data
         if isinstance(event, NotificationCountEvent):
             if data is not None:
