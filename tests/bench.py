@@ -348,7 +348,7 @@ async def _latency(stack: LiveStack, samples: int) -> dict[str, Any]:
         stack.sim["cable_url"],
         headers={"Authorization": f"Bearer {token}", "Origin": stack.sim["origin"]},
     )
-    hass = await session.ws_connect(stack.url + "/api/websocket")
+    hass = await stack.websocket()
     try:
         await floor.receive()
         ident = json.dumps(
@@ -358,9 +358,6 @@ async def _latency(stack: LiveStack, samples: int) -> dict[str, Any]:
             }
         )
         await floor.send_str(json.dumps({"command": "subscribe", "identifier": ident}))
-        await hass.receive_json()
-        await hass.send_json({"type": "auth", "access_token": stack.token})
-        await hass.receive_json()
         await hass.send_json(
             {"id": 1, "type": "subscribe_events", "event_type": "circle_new_message"}
         )
@@ -635,10 +632,7 @@ async def _soak(stack: LiveStack, minutes: float, rng: random.Random) -> dict[st
     events: list[dict[str, Any]] = []
     posted: list[int] = []
     faults: list[str] = []
-    hass = await session.ws_connect(stack.url + "/api/websocket")
-    await hass.receive_json()
-    await hass.send_json({"type": "auth", "access_token": stack.token})
-    await hass.receive_json()
+    hass = await stack.websocket()
     await hass.send_json(
         {"id": 1, "type": "subscribe_events", "event_type": "circle_new_message"}
     )

@@ -17,10 +17,7 @@ async def test_message_and_notification_reach_home_assistant(
     await stack.start()
     try:
         assert (await stack.state(NOTIFICATIONS))["state"] == "0"
-        async with stack.session.ws_connect(stack.url + "/api/websocket") as ws:
-            await ws.receive_json()
-            await ws.send_json({"type": "auth", "access_token": stack.token})
-            assert (await ws.receive_json())["type"] == "auth_ok"
+        async with await stack.websocket() as ws:
             await ws.send_json(
                 {
                     "id": 1,
@@ -88,10 +85,7 @@ async def test_demo_replies_from_home_assistant_and_has_a_dashboard(
         async with asyncio.timeout(5):
             while not await replied():
                 await asyncio.sleep(0.05)
-        async with stack.session.ws_connect(stack.url + "/api/websocket") as ws:
-            await ws.receive_json()
-            await ws.send_json({"type": "auth", "access_token": stack.token})
-            await ws.receive_json()
+        async with await stack.websocket() as ws:
             await ws.send_json({"id": 1, "type": "lovelace/config"})
             dashboard = (await ws.receive_json())["result"]
         buttons = [c for c in dashboard["views"][0]["cards"] if c["type"] == "button"]

@@ -17,10 +17,7 @@ from .stack import ROOT, LiveStack
 
 
 async def _device_id(stack: LiveStack) -> str:
-    async with stack.session.ws_connect(stack.url + "/api/websocket") as ws:
-        await ws.receive_json()
-        await ws.send_json({"type": "auth", "access_token": stack.token})
-        await ws.receive_json()
+    async with await stack.websocket() as ws:
         await ws.send_json({"id": 1, "type": "config/device_registry/list"})
         devices = (await ws.receive_json())["result"]
     return next(d["id"] for d in devices if stack.entry_id in d["config_entries"])

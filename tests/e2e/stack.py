@@ -256,10 +256,7 @@ class LiveStack:
         ) as resp:
             resp.raise_for_status()
             access = (await resp.json())["access_token"]
-        async with self.session.ws_connect(self.url + "/api/websocket") as ws:
-            await ws.receive_json()
-            await ws.send_json({"type": "auth", "access_token": access})
-            assert (await ws.receive_json())["type"] == "auth_ok"
+        async with await self.websocket(access) as ws:
             await ws.send_json(
                 {
                     "id": 1,
@@ -271,6 +268,21 @@ class LiveStack:
             result = await ws.receive_json()
             assert result["success"], result
             self.token = result["result"]
+
+    async def websocket(
+        self, access_token: str | None = None
+    ) -> aiohttp.ClientWebSocketResponse:
+        """Home Assistant's websocket API, authenticated (use it with `async with`)."""
+        ws = await self.session.ws_connect(self.url + "/api/websocket")
+        await ws.receive_json()
+        await ws.send_json({"type": "auth", "access_token": access_token or self.token})
+        answer = await ws.receive_json()
+        if answer.get("type") != "auth_ok":
+            await ws.close()
+            raise RuntimeError(
+                f"Home Assistant refused the token: {answer.get('type')}"
+            )
+        return ws
 
     @property
     def headers(self) -> dict[str, str]:
@@ -358,10 +370,7 @@ class LiveStack:
                 }
             ],
         }
-        async with self.session.ws_connect(self.url + "/api/websocket") as ws:
-            await ws.receive_json()
-            await ws.send_json({"type": "auth", "access_token": self.token})
-            await ws.receive_json()
+        async with await self.websocket() as ws:
             await ws.send_json(
                 {"id": 1, "type": "lovelace/config/save", "config": dashboard}
             )
