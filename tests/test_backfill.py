@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import async_capture_events
 
-from custom_components.circle import backfill
+from custom_components.circle.coordinator import DELIVERY_CONFIG
 from tests.conftest import wait_for
 from tests.test_init import connected, setup
 
@@ -68,7 +69,9 @@ async def test_restart_counts_as_a_gap(hass: HomeAssistant, simulator) -> None:
     entry = await setup(hass, simulator)
     await connected(hass, entry)
     simulator.community.post_message(s["dm"], s["ada"].id, "seen live")
-    await wait_for(lambda: entry.runtime_data.ledger.last_seen.get(s["dm"].uuid))
+    await wait_for(
+        lambda: entry.runtime_data.session.core.ledger.watermarks.get(s["dm"].uuid)
+    )
     assert await hass.config_entries.async_unload(entry.entry_id)
     missed = simulator.community.post_message(
         s["dm"], s["ada"].id, "while Home Assistant was down"
@@ -83,7 +86,10 @@ async def test_restart_counts_as_a_gap(hass: HomeAssistant, simulator) -> None:
 async def test_backfill_is_bounded_by_count_and_age(
     hass: HomeAssistant, simulator, monkeypatch, caplog
 ) -> None:
-    monkeypatch.setattr(backfill, "MAX_PER_ROOM", 3)
+    monkeypatch.setattr(
+        "custom_components.circle.coordinator.DELIVERY_CONFIG",
+        replace(DELIVERY_CONFIG, per_room=3),
+    )
     s = simulator.seeded
     entry = await setup(hass, simulator, options={"backfill_hours": 1})
     await connected(hass, entry)
@@ -121,58 +127,33 @@ async def test_backfill_off(hass: HomeAssistant, simulator) -> None:
     assert events == []
 
 
-async def test_backfill_survives_a_failing_room_fetch(
-    hass: HomeAssistant, simulator, caplog
-) -> None:
-    s = simulator.seeded
-    entry = await setup(hass, simulator)
-    await connected(hass, entry)
-    events = async_capture_events(hass, "circle_new_message")
-    coordinator = entry.runtime_data
-    simulator.community.post_message(s["dm"], s["ada"].id, "a")
-    await wait_for(lambda: len(events) == 1)
-    coordinator.ledger.last_seen[s["dm"].uuid] = 0  # pretend it was missed
-    coordinator.rooms = {
-        r.uuid: r for r in await coordinator.api.async_get_chat_rooms()
-    }
-    simulator.add_fault("rest", 503)
-    await coordinator.async_backfill()
-    assert "Could not fetch missed messages" in caplog.text
-    assert len(events) == 1
-
-
 async def test_held_messages_are_released_when_the_backfill_cannot_run(
     hass: HomeAssistant, simulator, monkeypatch
 ) -> None:
-    monkeypatch.setattr("custom_components.circle.coordinator.HOLD_MAX", 0.3)
-    monkeypatch.setattr("custom_components.circle.coordinator.RESYNC_RETRY_INITIAL", 30)
+    monkeypatch.setattr(
+        "custom_components.circle.coordinator.DELIVERY_CONFIG",
+        replace(DELIVERY_CONFIG, hold_max=0.3, resync_initial=30),
+    )
     s = simulator.seeded
     entry = await setup(hass, simulator)
     await connected(hass, entry)
+    core = entry.runtime_data.session.core
     events = async_capture_events(hass, "circle_new_message")
-    simulator.add_fault(
-        "rest", 503, count=1000
-    )  # no resync, so no backfill, for a while
+    mark = core.ledger.watermarks[s["dm"].uuid]
+    simulator.add_fault("rest", 503, count=1000)  # no resync, so no backfill, for a while
     simulator.drop_connections()
-    await wait_for(lambda: entry.runtime_data.ledger.frozen)
     # Connected again, while the resync keeps failing.
-    await wait_for(
-        lambda: entry.runtime_data.connection.state == "connected"
-        and all(
-            sub.state == "confirmed" for sub in entry.runtime_data.cable.subscriptions
-        )
-    )
-    simulator.community.post_message(s["dm"], s["ada"].id, "held back")
+    await wait_for(lambda: core.phase == "syncing" and core.failures > 0)
+    held = simulator.community.post_message(s["dm"], s["ada"].id, "held back")
     await asyncio.sleep(0.1)
     assert events == []  # waiting for the backfill
     await wait_for(lambda: len(events) == 1, timeout=3)
     assert events[0].data["text"] == "held back" and not events[0].data["backfilled"]
-    # last_seen still marks the start of the gap until a backfill has really run.
-    coordinator = entry.runtime_data
-    assert coordinator.ledger.frozen
+    # The watermark still marks the start of the gap until a backfill has really run.
+    assert core.ledger.watermarks[s["dm"].uuid] == mark
     simulator.faults.clear()
-    await coordinator.async_refresh()
-    await coordinator.async_backfill()
-    assert not coordinator.ledger.frozen
+    simulator.drop_connections()
+    await wait_for(lambda: core.phase == "live" and entry.runtime_data.synced)
+    assert core.ledger.watermarks[s["dm"].uuid] >= held.id
     await hass.async_block_till_done()
     assert len(events) == 1  # the held message is not fired twice

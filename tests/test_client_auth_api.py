@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 import logging
+import time
 
 import pytest
 
@@ -62,11 +63,12 @@ async def test_mint_by_member_id_and_by_email(session, simulator) -> None:
         (lambda sim: setattr(sim.config, "eligible", False), CircleNotEligibleError),
         (lambda sim: sim.community.members.pop(42), CircleMemberNotFoundError),
         (
+            # Circle's 422 is "error creating the token, contact support": temporary.
             lambda sim: (
                 sim.community.members.pop(42),
                 setattr(sim.config, "mint_not_found_status", 422),
             ),
-            CircleMemberNotFoundError,
+            CircleConnectionError,
         ),
         (
             lambda sim: sim.add_fault("mint", 429, retry_after="12"),
@@ -132,11 +134,18 @@ async def test_concurrent_callers_share_one_refresh(session, simulator) -> None:
 async def test_refresh_before_expiry(session, simulator) -> None:
     simulator.config.access_ttl = 200  # inside the 5-minute margin: due at once
     auth, saved = make_auth(session, simulator)
-    await auth.async_get_access_token()
+    first = await auth.async_get_access_token()
+    # Renew now, then wait: not again within 30 s of the last renewal.
+    assert 29 < auth.seconds_until_refresh() <= 30
+    assert await auth.async_get_access_token() == first
+    assert len(saved) == 1
+    auth._last_renewal -= 31  # the spacing has passed
     assert auth.seconds_until_refresh() == 0
     await auth.async_get_access_token()
     assert len(saved) == 2
     assert sum(r["path"].endswith("/refresh") for r in simulator.requests) == 1
+    # A second fresh token already due: the spacing doubles.
+    assert 59 < auth.seconds_until_refresh() <= 60
 
 
 @pytest.mark.parametrize("fault", ["revoked", "expired"])
@@ -207,12 +216,30 @@ def test_token_expiry_from_jwt_when_answer_has_none() -> None:
     assert decode_jwt_claims("garbage") == {}
 
 
-def test_retry_after_forms() -> None:
-    assert retry_after_seconds("5") == 5
-    assert retry_after_seconds(None) == 60
-    assert retry_after_seconds("soon") == 60
-    assert 0 <= retry_after_seconds("Sat, 28 Nov 2099 12:00:00 GMT") > 1000
-    assert retry_after_seconds("Sat, 28 Nov 2000 12:00:00 GMT") == 0
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("5", 5),
+        ("0.3", 1),
+        ("0", 1),
+        ("-1", 1),
+        ("1e308", 3600),
+        ("inf", 3600),
+        ("-inf", 1),
+        ("nan", 3600),
+        ("3599", 3599),
+        (None, 60),
+        ("", 60),
+        ("soon", 60),
+        ("Sat, 28 Nov 2099 12:00:00 GMT", 3600),
+        ("Sat, 28 Nov 2000 12:00:00 GMT", 1),
+        ("Mon, 01 Jan 0001 00:00:00 GMT", 1),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", 3600),
+        ("x" * 10_000, 60),
+    ],
+)
+def test_retry_after_is_clamped(value, expected) -> None:
+    assert retry_after_seconds(value) == expected
 
 
 async def test_revoke(session, simulator) -> None:
@@ -293,7 +320,9 @@ async def test_rest_429_blocks_further_calls_until_retry_after(
     with pytest.raises(CircleRateLimitError):
         await api.async_get_member()
     assert len(simulator.requests) == calls  # not even sent
-    await asyncio.sleep(0.35)
+    # 0.3 s is clamped to the 1 s floor.
+    assert 0.5 < api._blocked_until - time.monotonic() <= 1.0
+    api._blocked_until -= 1.0
     assert (await api.async_get_member()).id == 42
 
 
@@ -332,7 +361,9 @@ async def test_no_secret_in_any_log_line(harness_factory, simulator, caplog) -> 
     from datetime import timedelta
 
     caplog.set_level(logging.DEBUG)
-    harness = harness_factory(refresh_margin=timedelta(seconds=0.5))
+    harness = harness_factory(
+        refresh_margin=timedelta(seconds=0.5), min_refresh_interval=0.1
+    )
     harness.start()
     await harness.ready()
     simulator.revoke_tokens("access")

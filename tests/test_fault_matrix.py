@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from dataclasses import replace
 import random
 
 from homeassistant.core import HomeAssistant
@@ -12,6 +13,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import async_capture_events
 
 from custom_components.circle.const import DOMAIN
+from custom_components.circle.coordinator import DELIVERY_CONFIG
 from tests.conftest import wait_for
 from tests.simulator.server import fault_frame
 from tests.test_init import CHATS, NOTIFICATIONS, connected, setup
@@ -21,7 +23,8 @@ from tests.test_init import CHATS, NOTIFICATIONS, connected, setup
 def _fast(cable_options, monkeypatch) -> None:
     """Fast cable timings and resync retries."""
     monkeypatch.setattr(
-        "custom_components.circle.coordinator.RESYNC_RETRY_INITIAL", 0.05
+        "custom_components.circle.coordinator.DELIVERY_CONFIG",
+        replace(DELIVERY_CONFIG, resync_initial=0.05),
     )
 
 

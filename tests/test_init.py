@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 
 from homeassistant.config_entries import ConfigEntryState
@@ -19,6 +20,7 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 )
 
 from custom_components.circle.const import DOMAIN
+from custom_components.circle.coordinator import DELIVERY_CONFIG
 from tests.conftest import entry_data, wait_for
 
 NOTIFICATIONS = "sensor.circle_grace_hopper_unread_notifications"
@@ -51,8 +53,8 @@ async def connected(hass, entry) -> None:
         and coordinator.connection.state == "connected"
         and all(s.state == "confirmed" for s in coordinator.cable.subscriptions)
         # ... and the resync and backfill that follow are done.
-        and coordinator._resync_task is not None
-        and coordinator._resync_task.done()
+        and coordinator.session.core.phase == "live"
+        and coordinator.synced
     )
     await hass.async_block_till_done()
 
@@ -220,7 +222,8 @@ def short_grace(monkeypatch) -> timedelta:
     also fire the sockets' own timers)."""
     grace = timedelta(seconds=0.5)
     monkeypatch.setattr(
-        "custom_components.circle.coordinator.AVAILABILITY_GRACE", grace
+        "custom_components.circle.coordinator.DELIVERY_CONFIG",
+        replace(DELIVERY_CONFIG, grace=grace.total_seconds()),
     )
     return grace
 
@@ -394,9 +397,10 @@ async def test_options_change_reloads_but_token_change_does_not(
 
 
 async def test_home_assistant_stop_closes_the_cable(hass, simulator) -> None:
+    """No stop listener of our own: the entry's background task ends with Home Assistant."""
     entry = await setup(hass, simulator)
     await connected(hass, entry)
-    await entry.runtime_data._async_on_hass_stop(None)
+    await hass.async_stop()
     await wait_for(lambda: not simulator.connections)
 
 
@@ -418,6 +422,9 @@ async def test_diagnostics_are_redacted(hass, simulator, hass_client) -> None:
 
 
 async def test_logbook_describes_without_text(hass, simulator) -> None:
+    from homeassistant.helpers.integration_platform import (
+        async_process_integration_platforms,
+    )
     from homeassistant.setup import async_setup_component
 
     from custom_components.circle.logbook import async_describe_events
@@ -457,25 +464,50 @@ async def test_logbook_describes_without_text(hass, simulator) -> None:
         ]
         == "New notification"
     )
-    assert await async_setup_component(hass, "logbook", {}) or True
+    # Home Assistant's logbook machinery finds the platform and gets every bus event.
+    registered: dict[str, str] = {}
+    assert await async_setup_component(hass, DOMAIN, {})
+    await async_process_integration_platforms(
+        hass,
+        "logbook",
+        lambda hass, _domain, platform: platform.async_describe_events(
+            hass,
+            lambda domain, event_type, _fn: registered.__setitem__(event_type, domain),
+        ),
+        wait_for_platforms=True,
+    )
+    assert registered == dict.fromkeys(
+        (
+            "circle_new_message",
+            "circle_message_updated",
+            "circle_message_deleted",
+            "circle_new_notification",
+        ),
+        DOMAIN,
+    )
 
 
 async def test_failed_resync_is_retried_after_retry_after(
     hass, simulator, monkeypatch
 ) -> None:
+    """A failing read-back keeps the values shown, says so on the connection sensor, retries."""
     monkeypatch.setattr(
-        "custom_components.circle.coordinator.RESYNC_RETRY_INITIAL", 0.05
+        "custom_components.circle.coordinator.DELIVERY_CONFIG",
+        replace(DELIVERY_CONFIG, resync_initial=0.05),
     )
     entry = await setup(hass, simulator)
     await connected(hass, entry)
+    coordinator = entry.runtime_data
     simulator.add_fault("rest", 503, count=2)
     simulator.add_fault("rest", 429, retry_after="0.2", count=1)
     simulator.community.notify(42)
     simulator.drop_connections()
-    await wait_for(lambda: not entry.runtime_data.last_update_success, timeout=5)
+    await wait_for(lambda: coordinator.sync_error is not None, timeout=5)
+    # No flapping: the entities keep their last values while the resync fails.
+    assert state(hass, NOTIFICATIONS) != STATE_UNAVAILABLE
+    assert hass.states.get(CONNECTION).attributes["synced"] is False
     await wait_for(
-        lambda: entry.runtime_data.last_update_success
-        and state(hass, NOTIFICATIONS) == "1",
-        timeout=5,
+        lambda: coordinator.synced and state(hass, NOTIFICATIONS) == "1", timeout=8
     )
     assert all(f.count == 0 for f in simulator.faults)
+    assert hass.states.get(CONNECTION).attributes["synced"] is True

@@ -1,208 +1,308 @@
-"""manifest.json and hacs.json stay acceptable to hassfest and HACS; translations stay complete."""
+"""manifest.json, hacs.json, the brand folder and quality_scale.yaml, as HA, hassfest and HACS read them."""
 
 from __future__ import annotations
 
+from importlib.machinery import SourceFileLoader
+from importlib.util import module_from_spec, spec_from_loader
 import json
+import logging
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
+from homeassistant import loader
+from homeassistant.core import HomeAssistant
+from PIL import Image
+import pytest
+import voluptuous as vol
 import yaml
+
+from custom_components.circle.const import DOMAIN
 
 ROOT = Path(__file__).resolve().parents[1]
 INTEGRATION = ROOT / "custom_components" / "circle"
-
-MANIFEST_KEYS = {
-    "domain",
-    "name",
-    "after_dependencies",
-    "codeowners",
-    "config_flow",
-    "dependencies",
-    "documentation",
-    "integration_type",
-    "iot_class",
-    "issue_tracker",
-    "loggers",
-    "quality_scale",
-    "requirements",
-    "single_config_entry",
-    "version",
-}
-HACS_KEYS = {
-    "name",
-    "homeassistant",
-    "hacs",
-    "render_readme",
-    "content_in_root",
-    "zip_release",
-    "filename",
-    "hide_default_branch",
-    "country",
-    "persistent_directory",
-}
+BRAND = INTEGRATION / "brand"
 
 
-def test_manifest_is_what_hassfest_and_hacs_accept() -> None:
-    manifest = json.loads((INTEGRATION / "manifest.json").read_text())
-    keys = list(manifest)
-    assert keys[:2] == ["domain", "name"]
-    assert keys[2:] == sorted(keys[2:]), (
-        "keys after domain and name must be alphabetical"
-    )
-    assert set(keys) <= MANIFEST_KEYS
-    assert manifest["domain"] == INTEGRATION.name == "circle"
+def _manifest() -> dict[str, Any]:
+    manifest: dict[str, Any] = json.loads((INTEGRATION / "manifest.json").read_text())
+    return manifest
+
+
+def test_manifest_says_what_the_integration_is() -> None:
+    """A cloud-push service with a config flow, no extra requirements, a semver version."""
+    manifest = _manifest()
+    assert manifest["domain"] == INTEGRATION.name == DOMAIN
     assert manifest["config_flow"] is True
     assert manifest["iot_class"] == "cloud_push"
     assert manifest["integration_type"] == "service"
-    assert (
-        manifest["requirements"] == []
-    )  # aiohttp and voluptuous come with Home Assistant
-    assert (
-        all(c.startswith("@") for c in manifest["codeowners"])
-        and manifest["codeowners"]
-    )
-    assert manifest["documentation"].startswith("https://")
-    assert manifest["issue_tracker"].startswith("https://")
+    assert manifest["requirements"] == []  # aiohttp and voluptuous come with HA
+    assert manifest["codeowners"]
+    assert all(c.startswith("@") for c in manifest["codeowners"])
     parts = manifest["version"].split(".")
     assert len(parts) == 3 and all(p.isdigit() for p in parts)
 
 
-def test_hacs_json() -> None:
-    hacs = json.loads((ROOT / "hacs.json").read_text())
-    assert set(hacs) <= HACS_KEYS
-    assert hacs["name"] == "Circle"
+# HACS: hacs/integration custom_components/hacs/utils/validate.py
+HACS_JSON_SCHEMA = vol.Schema(
+    {
+        vol.Required("name"): str,
+        vol.Optional("content_in_root"): bool,
+        vol.Optional("country"): vol.Any(str, [str]),
+        vol.Optional("filename"): str,
+        vol.Optional("hacs"): str,
+        vol.Optional("hide_default_branch"): bool,
+        vol.Optional("homeassistant"): str,
+        vol.Optional("persistent_directory"): str,
+        vol.Optional("render_readme"): bool,
+        vol.Optional("zip_release"): bool,
+    },
+    extra=vol.PREVENT_EXTRA,
+)
+HACS_INTEGRATION_MANIFEST_SCHEMA = vol.Schema(
+    {
+        vol.Required("codeowners"): list,
+        vol.Required("documentation"): vol.Url(),
+        vol.Required("domain"): str,
+        vol.Required("issue_tracker"): vol.Url(),
+        vol.Required("name"): str,
+        vol.Required("version"): str,
+    },
+    extra=vol.ALLOW_EXTRA,
+)
+
+
+def test_hacs_json_and_manifest_pass_hacs_validation() -> None:
+    """hacs.json and the integration manifest as HACS's validation reads them."""
+    hacs = HACS_JSON_SCHEMA(json.loads((ROOT / "hacs.json").read_text()))
+    HACS_INTEGRATION_MANIFEST_SCHEMA(_manifest())
+    assert hacs["name"] == _manifest()["name"]
     assert hacs["render_readme"] is True
     year, month, _ = hacs["homeassistant"].split(".")
-    assert (int(year), int(month)) <= (2025, 4)
+    assert (int(year), int(month)) <= (2025, 4), "the oldest release we support"
+    assert not hacs.get("zip_release") and not hacs.get("content_in_root")
 
 
-def _leaves(tree: dict, prefix: str = "") -> set[str]:
-    out: set[str] = set()
-    for key, value in tree.items():
-        out |= (
-            _leaves(value, f"{prefix}{key}.")
-            if isinstance(value, dict)
-            else {prefix + key}
+async def test_home_assistant_loads_the_manifest(
+    hass: HomeAssistant, caplog: pytest.LogCaptureFixture
+) -> None:
+    """homeassistant.loader accepts the custom integration, its version and platforms."""
+    caplog.set_level(logging.WARNING, "homeassistant.loader")
+    integration = await loader.async_get_integration(hass, DOMAIN)
+    assert not integration.is_built_in
+    assert str(integration.version) == _manifest()["version"]
+    assert integration.config_flow is True
+    assert integration.integration_type == "service"
+    assert integration.iot_class == "cloud_push"
+    assert {k: integration.manifest[k] for k in _manifest()} == _manifest()
+    for platform in ("config_flow", "diagnostics", "sensor", "event", "binary_sensor"):
+        assert integration.platforms_exists([platform]), platform
+    assert not [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.ERROR
+        or (DOMAIN in r.getMessage() and "not been tested" not in r.getMessage())
+    ]
+
+
+# --- brand images: home-assistant/brands rules, served locally since HA 2026.3 -----------
+
+BRAND_FILES = {
+    f"{dark}{kind}{hidpi}.png"
+    for dark in ("", "dark_")
+    for kind in ("icon", "logo")
+    for hidpi in ("", "@2x")
+}
+
+
+def _brand_script() -> ModuleType:
+    path = ROOT / "scripts" / "brand"
+    spec = spec_from_loader("brand_script", SourceFileLoader("brand_script", str(path)))
+    assert spec is not None and spec.loader is not None
+    module = module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _alpha_bbox(img: Image.Image) -> tuple[int, int, int, int]:
+    bbox = img.getchannel("A").getbbox()
+    assert bbox is not None, "an empty image"
+    return bbox
+
+
+def test_brand_folder_has_the_images() -> None:
+    """icon.png and logo.png at least; only file names Home Assistant knows."""
+    names = {p.name for p in BRAND.iterdir()}
+    assert {"icon.png", "icon@2x.png", "logo.png", "logo@2x.png"} <= names
+    assert names <= BRAND_FILES, names - BRAND_FILES
+
+
+@pytest.mark.parametrize("name", sorted(BRAND_FILES))
+def test_brand_image(name: str) -> None:
+    """PNG, RGBA on a transparent background, the sizes of the brands rules, trimmed."""
+    path = BRAND / name
+    if not path.exists():
+        assert name.startswith("dark_"), f"{name} is missing"
+        return
+    with Image.open(path) as img:
+        assert img.format == "PNG"
+        assert img.mode == "RGBA"
+        width, height = img.size
+        hidpi = 2 if "@2x" in name else 1
+        left, top, right, bottom = _alpha_bbox(img)
+        if "icon" in name:
+            assert img.size == (256 * hidpi, 256 * hidpi)
+            corners = [(0, 0), (width - 1, 0), (0, height - 1), (width - 1, height - 1)]
+            assert all(img.getpixel(c)[3] == 0 for c in corners), "background"
+            # Trimmed: the drawing spans the whole width or the whole height.
+            assert (left, right) == (0, width) or (top, bottom) == (0, height)
+        else:
+            assert 128 * hidpi <= min(width, height) <= 256 * hidpi
+            assert (left, top, right, bottom) == (0, 0, width, height), "not trimmed"
+        if hidpi == 2:
+            with Image.open(BRAND / name.replace("@2x", "")) as base:
+                assert img.size == (base.width * 2, base.height * 2)
+
+
+def test_brand_images_come_from_the_script() -> None:
+    """scripts/brand redraws exactly the committed images (deterministic, not hand-edited)."""
+    drawn = _brand_script().images()
+    assert set(drawn) == {p.name for p in BRAND.iterdir()}
+    for name, img in drawn.items():
+        with Image.open(BRAND / name) as on_disk:
+            assert on_disk.size == img.size, name
+            assert on_disk.convert("RGBA").tobytes() == img.tobytes(), name
+
+
+# --- quality_scale.yaml: hassfest's schema and the rules of Home Assistant 2025.4 ---------
+
+RULES = {
+    # Bronze
+    "action-setup",
+    "appropriate-polling",
+    "brands",
+    "common-modules",
+    "config-flow",
+    "config-flow-test-coverage",
+    "dependency-transparency",
+    "docs-actions",
+    "docs-high-level-description",
+    "docs-installation-instructions",
+    "docs-removal-instructions",
+    "entity-event-setup",
+    "entity-unique-id",
+    "has-entity-name",
+    "runtime-data",
+    "test-before-configure",
+    "test-before-setup",
+    "unique-config-entry",
+    # Silver
+    "action-exceptions",
+    "config-entry-unloading",
+    "docs-configuration-parameters",
+    "docs-installation-parameters",
+    "entity-unavailable",
+    "integration-owner",
+    "log-when-unavailable",
+    "parallel-updates",
+    "reauthentication-flow",
+    "test-coverage",
+    # Gold
+    "devices",
+    "diagnostics",
+    "discovery",
+    "discovery-update-info",
+    "docs-data-update",
+    "docs-examples",
+    "docs-known-limitations",
+    "docs-supported-devices",
+    "docs-supported-functions",
+    "docs-troubleshooting",
+    "docs-use-cases",
+    "dynamic-devices",
+    "entity-category",
+    "entity-device-class",
+    "entity-disabled-by-default",
+    "entity-translations",
+    "exception-translations",
+    "icon-translations",
+    "reconfiguration-flow",
+    "repair-issues",
+    "stale-devices",
+    # Platinum
+    "async-dependency",
+    "inject-websession",
+    "strict-typing",
+}
+QUALITY_SCALE_SCHEMA = vol.Schema(
+    {
+        vol.Required("rules"): vol.Schema(
+            {
+                vol.Optional(rule): vol.Any(
+                    vol.In(["todo", "done"]),
+                    vol.Schema(
+                        {
+                            vol.Required("status"): vol.In(["todo", "done"]),
+                            vol.Optional("comment"): str,
+                        }
+                    ),
+                    vol.Schema(
+                        {vol.Required("status"): "exempt", vol.Required("comment"): str}
+                    ),
+                )
+                for rule in RULES
+            }
         )
-    return out
-
-
-def test_translations_cover_every_key_the_code_uses() -> None:
-    strings = json.loads((INTEGRATION / "translations" / "en.json").read_text())
-    leaves = _leaves(strings)
-    for key in ("unread_notifications", "unread_chats"):
-        assert f"entity.sensor.{key}.name" in leaves
-    for key in ("chat_message", "notification"):
-        assert f"entity.event.{key}.name" in leaves
-    for event_type in ("new_message", "message_updated", "message_deleted"):
-        assert (
-            f"entity.event.chat_message.state_attributes.event_type.state.{event_type}"
-            in leaves
-        )
-    for error in (
-        "invalid_url",
-        "invalid_auth",
-        "not_eligible",
-        "member_not_found",
-        "rate_limited",
-        "cannot_connect",
-        "unknown",
-    ):
-        assert f"config.error.{error}" in leaves
-    for issue in ("not_eligible", "subscription_rejected", "origin_rejected"):
-        assert f"issues.{issue}.title" in leaves
-    for exc in (
-        "auth_failed",
-        "not_eligible",
-        "member_not_found",
-        "cannot_connect",
-        "rate_limited",
-    ):
-        assert f"exceptions.{exc}.message" in leaves
-    icons = json.loads((INTEGRATION / "icons.json").read_text())
-    assert set(icons["entity"]["sensor"]) == {
-        "unread_notifications",
-        "unread_chats",
-        "unread_messages",
-        "room_unread",
     }
-    for service in ("send_message", "mark_chat_read", "mark_notifications_read"):
-        assert f"services.{service}.name" in leaves
-    for exc in (
-        "entry_not_found",
-        "entry_not_loaded",
-        "room_not_found",
-        "room_ambiguous",
-        "empty_message",
-        "action_failed",
-    ):
-        assert f"exceptions.{exc}.message" in leaves
+)
+
+
+def _rules() -> dict[str, Any]:
+    data = yaml.safe_load((INTEGRATION / "quality_scale.yaml").read_text())
+    rules: dict[str, Any] = QUALITY_SCALE_SCHEMA(data)["rules"]
+    return rules
+
+
+def _status(value: Any) -> str:
+    return value if isinstance(value, str) else str(value["status"])
 
 
 def test_quality_scale_lists_every_rule() -> None:
-    rules = yaml.safe_load((INTEGRATION / "quality_scale.yaml").read_text())["rules"]
-    expected = {
-        "action-setup",
-        "appropriate-polling",
-        "brands",
-        "common-modules",
-        "config-flow",
-        "config-flow-test-coverage",
-        "dependency-transparency",
-        "docs-actions",
-        "docs-high-level-description",
-        "docs-installation-instructions",
-        "docs-removal-instructions",
-        "entity-event-setup",
-        "entity-unique-id",
-        "has-entity-name",
-        "runtime-data",
-        "test-before-configure",
-        "test-before-setup",
-        "unique-config-entry",
-        "action-exceptions",
-        "config-entry-unloading",
-        "docs-configuration-parameters",
-        "docs-installation-parameters",
-        "entity-unavailable",
-        "integration-owner",
-        "log-when-unavailable",
-        "parallel-updates",
-        "reauthentication-flow",
-        "test-coverage",
-        "devices",
-        "diagnostics",
-        "discovery",
-        "discovery-update-info",
-        "docs-data-update",
-        "docs-examples",
-        "docs-known-limitations",
-        "docs-supported-devices",
-        "docs-supported-functions",
-        "docs-troubleshooting",
-        "docs-use-cases",
-        "dynamic-devices",
-        "entity-category",
-        "entity-device-class",
-        "entity-disabled-by-default",
-        "entity-translations",
-        "exception-translations",
-        "icon-translations",
-        "reconfiguration-flow",
-        "repair-issues",
-        "stale-devices",
-        "async-dependency",
-        "inject-websession",
-        "strict-typing",
-    }
-    assert set(rules) == expected
+    """Every rule has a status; an exemption says why."""
+    rules = _rules()
+    assert set(rules) == RULES
     for rule, value in rules.items():
-        status = value if isinstance(value, str) else value["status"]
-        assert status in {"done", "todo", "exempt"}, rule
-        if status == "exempt":
-            assert value.get("comment"), f"{rule} is exempt without a reason"
+        if _status(value) == "exempt":
+            assert len(value["comment"].split()) >= 5, f"{rule}: give a real reason"
+
+
+def test_quality_scale_claims_hold() -> None:
+    """The rules marked done that a file can prove."""
+    rules = {rule: _status(value) for rule, value in _rules().items()}
+    assert rules["brands"] == "done"
+    assert (BRAND / "icon.png").exists()
+    assert rules["icon-translations"] == "done"
+    assert json.loads((INTEGRATION / "icons.json").read_text())["services"]
+    assert rules["diagnostics"] == "done"
+    assert (INTEGRATION / "diagnostics.py").exists()
+    assert rules["config-flow"] == rules["reconfiguration-flow"] == "done"
+    flow = (INTEGRATION / "config_flow.py").read_text()
+    assert "async_step_reconfigure" in flow and "async_step_reauth" in flow
+    assert "_abort_if_unique_id_mismatch" in flow
+    for platform in ("sensor", "binary_sensor", "event"):
+        text = (INTEGRATION / f"{platform}.py").read_text()
+        assert "PARALLEL_UPDATES = 0" in text, f"parallel-updates: {platform}"
+    assert "_attr_has_entity_name = True" in (INTEGRATION / "entity.py").read_text()
+    if rules["strict-typing"] == "done":
+        assert (INTEGRATION / "client" / "py.typed").exists()
+    if rules["entity-disabled-by-default"] == "done":
+        assert "entity_registry_enabled_default=False" in (
+            INTEGRATION / "sensor.py"
+        ).read_text().replace(" ", "")
 
 
 def test_client_package_has_no_home_assistant_imports() -> None:
+    """The embedded client stays a library (dependency-transparency)."""
     for path in (INTEGRATION / "client").glob("*.py"):
         text = path.read_text()
         assert (

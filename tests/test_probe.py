@@ -5,7 +5,23 @@ from __future__ import annotations
 import asyncio
 import json
 
-from custom_components.circle.client.probe import build_parser, cable_url_for, run
+import pytest
+
+from custom_components.circle.client import probe
+from custom_components.circle.client.probe import (
+    build_parser,
+    cable_url_for,
+    envelope_shape,
+    run,
+)
+
+
+@pytest.fixture(autouse=True)
+def no_token_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The caller's environment must not leak into the tests."""
+    monkeypatch.delenv(probe.ENV_APP_TOKEN, raising=False)
+    monkeypatch.delenv(probe.ENV_ACCESS_TOKEN, raising=False)
+    monkeypatch.setattr(probe, "CHECK_TIMEOUT", 0.5)
 
 
 def lines(capsys) -> list[dict]:
@@ -16,17 +32,19 @@ def lines(capsys) -> list[dict]:
     ]
 
 
+def checks(out: list[dict], name: str) -> list[dict]:
+    return [o for o in out if o["kind"] == "check" and o["check"] == name]
+
+
 async def test_probe_with_app_token_prints_states_and_events(simulator, capsys) -> None:
     args = build_parser().parse_args(
         [
-            "--community",
+            "--server",
             simulator.url,
             "--app-token",
             simulator.app_token,
             "--member-id",
             "42",
-            "--cable-url",
-            simulator.cable_url,
             "--room",
             str(simulator.seeded["space"].id),
             "--seconds",
@@ -53,18 +71,57 @@ async def test_probe_with_app_token_prints_states_and_events(simulator, capsys) 
         sum(o["kind"] == "subscription" and o["state"] == "confirmed" for o in out) == 4
     )
     assert simulator.app_token not in json.dumps(out)
+    # What worked, as a bug report would need it.
+    assert checks(out, "cable_url") == [
+        {
+            "kind": "check",
+            "check": "cable_url",
+            "url": simulator.cable_url,
+            "ok": True,
+        }
+    ]
+    assert checks(out, "origin")[-1]["ok"] is True
+    room_param = checks(out, "room_param")
+    assert room_param[0]["param"] == "chat_room_id"
+    assert room_param[0]["result"] == "confirmed"
+    envelopes = checks(out, "envelope")
+    assert envelopes[0]["shape"] == "identifier,message{data,event}"
+    summary = out[-1]
+    assert summary["kind"] == "summary"
+    assert summary["cable_url"] == simulator.cable_url
+    assert summary["origin"] == simulator.url
+    assert summary["room_params"] == {str(simulator.seeded["space"].id): "chat_room_id"}
+    assert summary["envelopes"] == {"identifier,message{data,event}": True}
+    assert "probe me" not in json.dumps(summary)
 
 
-async def test_probe_with_access_token(simulator, capsys) -> None:
+async def test_probe_reads_tokens_from_the_environment(
+    simulator, capsys, monkeypatch
+) -> None:
+    """Tokens in the environment win over the flags (which show in `ps`)."""
+    monkeypatch.setenv(probe.ENV_APP_TOKEN, simulator.app_token)
+    args = build_parser().parse_args(
+        [
+            "--server",
+            simulator.url,
+            "--app-token",
+            "wrong",
+            "--member-id",
+            "42",
+            "--seconds",
+            "0.3",
+        ]
+    )
+    assert await run(args) == 0
+    assert any(o.get("state") == "connected" for o in lines(capsys))
     token = simulator.issue_tokens(42)["access_token"]
+    monkeypatch.delenv(probe.ENV_APP_TOKEN)
+    monkeypatch.setenv(probe.ENV_ACCESS_TOKEN, token)
+    # The member id comes from the token; the server from the cable URL.
     args = build_parser().parse_args(
         [
             "--cable-url",
             simulator.cable_url,
-            "--access-token",
-            token,
-            "--member-id",
-            "42",
             "--origin",
             simulator.origin,
             "--seconds",
@@ -72,7 +129,57 @@ async def test_probe_with_access_token(simulator, capsys) -> None:
         ]
     )
     assert await run(args) == 0
-    assert any(o.get("state") == "connected" for o in lines(capsys))
+    out = lines(capsys)
+    assert any(o.get("state") == "connected" for o in out)
+    assert token not in json.dumps(out)
+
+
+async def test_probe_reports_room_param_origin_and_envelope_fallbacks(
+    simulator, capsys
+) -> None:
+    simulator.config.room_params = ("chat_room_uuid",)
+    simulator.config.frame_shape = "channel_data"
+    simulator.config.allowed_origins = {simulator.url}
+    room = simulator.seeded["group"]
+
+    async def traffic() -> None:
+        await asyncio.sleep(0.3)
+        simulator.community.notify(42)
+
+    task = asyncio.get_running_loop().create_task(traffic())
+    args = build_parser().parse_args(
+        [
+            "--server",
+            simulator.url,
+            "--community",
+            "https://my.community.example",
+            "--app-token",
+            simulator.app_token,
+            "--member-id",
+            "42",
+            "--room",
+            str(room.id),
+            "--seconds",
+            "2.5",
+        ]
+    )
+    assert await run(args) == 0
+    await task
+    out = lines(capsys)
+    origins = checks(out, "origin")
+    assert [(o["origin"], o["ok"]) for o in origins] == [
+        ("https://my.community.example", False),
+        (simulator.url, True),
+    ]
+    assert origins[0]["status"] == 404
+    assert [(c["param"], c["result"]) for c in checks(out, "room_param")] == [
+        ("chat_room_id", "rejected"),
+        ("id", "rejected"),
+        ("chat_room_uuid", "confirmed"),
+    ]
+    shapes = {c["shape"]: c["routable"] for c in checks(out, "envelope")}
+    assert shapes == {"channel,data,event": True}
+    assert out[-1]["room_params"] == {str(room.id): "chat_room_uuid"}
 
 
 async def test_probe_auth_failure_exits_2(simulator, capsys) -> None:
@@ -91,9 +198,14 @@ async def test_probe_auth_failure_exits_2(simulator, capsys) -> None:
         ]
     )
     assert await run(args) == 2
-    assert lines(capsys)[-1]["state"] == "auth_failed"
+    out = lines(capsys)
+    assert [o for o in out if o["kind"] == "state"][-1]["state"] == "auth_failed"
+    assert checks(out, "welcome") == [
+        {"kind": "check", "check": "welcome", "ok": False, "reason": "unauthorized"}
+    ]
+    assert out[-1]["kind"] == "summary" and out[-1]["exit"] == 2
     args = build_parser().parse_args(
-        ["--community", simulator.url, "--app-token", "wrong", "--member-id", "42"]
+        ["--server", simulator.url, "--app-token", "wrong", "--member-id", "42"]
     )
     assert await run(args) == 2
     assert "Headless Auth token" in lines(capsys)[-1]["message"]
@@ -113,8 +225,11 @@ async def test_probe_cannot_connect_exits_3(socket_enabled, capsys) -> None:
         ]
     )
     assert await run(args) == 3
+    out = lines(capsys)
+    assert checks(out, "cable_url")[0]["ok"] is False
+    assert out[-1]["cable_url"] is None
     args = build_parser().parse_args(
-        ["--community", "http://127.0.0.1:9", "--app-token", "x", "--email", "a@b.c"]
+        ["--server", "http://127.0.0.1:9", "--app-token", "x", "--email", "a@b.c"]
     )
     assert await run(args) == 3
 
@@ -122,8 +237,33 @@ async def test_probe_cannot_connect_exits_3(socket_enabled, capsys) -> None:
 async def test_probe_usage_errors(capsys) -> None:
     assert await run(build_parser().parse_args(["--access-token", "x"])) == 64
     assert await run(build_parser().parse_args(["--community", "https://x"])) == 64
+    assert "CIRCLE_APP_TOKEN" in lines(capsys)[-1]["message"]
 
 
 def test_cable_url_for() -> None:
     assert cable_url_for("https://app.circle.so") == "wss://app.circle.so/cable"
     assert cable_url_for("http://127.0.0.1:8080/") == "ws://127.0.0.1:8080/cable"
+
+
+@pytest.mark.parametrize(
+    ("frame", "shape"),
+    [
+        (
+            {"identifier": "x", "message": {"event": "e", "data": {}}},
+            "identifier,message{data,event}",
+        ),
+        (
+            {"identifier": "x", "message": {"type": "e", "id": 1}},
+            "identifier,message{type}",
+        ),
+        ({"channel": "C", "data": {"a": 1}}, "channel,data{}"),
+        (
+            {"identifier": "x", "event_type": "e", "body": "secret"},
+            "event_type,identifier",
+        ),
+        ({"secret": 1}, "no_envelope_keys"),
+        ([1], "not_object"),
+    ],
+)
+def test_envelope_shape_names_keys_only(frame, shape) -> None:
+    assert envelope_shape(frame) == shape

@@ -10,10 +10,16 @@ from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_capture_events,
 )
+import voluptuous as vol
 
 from custom_components.circle.const import DOMAIN
+from custom_components.circle.services import MAX_MESSAGE_LENGTH
 from tests.conftest import wait_for
-from tests.test_init import CHATS, NOTIFICATIONS, connected, setup, state
+from tests.test_init import CHATS, NOTIFICATIONS, setup, state
+from tests.test_sensor import (  # noqa: F401 - the fixture is used by name
+    connected,
+    entity_registry_enabled_by_default,
+)
 
 MESSAGES = "sensor.circle_grace_hopper_unread_messages"
 
@@ -23,6 +29,7 @@ def _fast(cable_options) -> None:
     """Fast cable timings."""
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_send_message_by_name_and_reply(hass: HomeAssistant, simulator) -> None:
     s = simulator.seeded
     entry = await setup(hass, simulator)
@@ -73,6 +80,10 @@ async def test_send_message_by_name_and_reply(hass: HomeAssistant, simulator) ->
     [
         ({"room": "Nobody", "message": "x"}, "room_not_found"),
         ({"room": "Ada Lovelace", "message": "   "}, "empty_message"),
+        (
+            {"room": "Ada Lovelace", "message": "x" * (MAX_MESSAGE_LENGTH + 1)},
+            "message_too_long",
+        ),
     ],
 )
 async def test_send_message_bad_input(
@@ -173,6 +184,7 @@ async def test_refused_token_is_an_auth_error(hass: HomeAssistant, simulator) ->
     assert info.value.translation_key == "auth_failed"
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_mark_read_drops_the_badges_to_zero(
     hass: HomeAssistant, simulator
 ) -> None:
@@ -217,6 +229,7 @@ async def test_mark_read_drops_the_badges_to_zero(
     )
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_room_entities_follow_the_rooms(hass: HomeAssistant, simulator) -> None:
     s = simulator.seeded
     entry = await setup(hass, simulator)
@@ -254,3 +267,40 @@ async def test_room_entities_follow_the_rooms(hass: HomeAssistant, simulator) ->
         not in room_entities()
     )
     assert hass.states.get("sensor.circle_grace_hopper_unread_in_alan_turing") is None
+
+
+async def test_longest_message_is_sent(hass: HomeAssistant, simulator) -> None:
+    s = simulator.seeded
+    entry = await setup(hass, simulator)
+    await connected(hass, entry)
+    text = "x" * MAX_MESSAGE_LENGTH
+    await hass.services.async_call(
+        DOMAIN,
+        "send_message",
+        {"config_entry_id": entry.entry_id, "room": "Ada Lovelace", "message": text},
+        blocking=True,
+    )
+    assert s["dm"].messages[-1].body == text
+
+
+@pytest.mark.parametrize("reply_to", [0, -3, "abc"])
+async def test_reply_to_must_be_a_positive_id(
+    hass: HomeAssistant, simulator, reply_to
+) -> None:
+    s = simulator.seeded
+    entry = await setup(hass, simulator)
+    await connected(hass, entry)
+    before = len(s["dm"].messages)
+    with pytest.raises(vol.Invalid):
+        await hass.services.async_call(
+            DOMAIN,
+            "send_message",
+            {
+                "config_entry_id": entry.entry_id,
+                "room": "Ada Lovelace",
+                "message": "x",
+                "reply_to": reply_to,
+            },
+            blocking=True,
+        )
+    assert len(s["dm"].messages) == before

@@ -4,15 +4,28 @@ from __future__ import annotations
 
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import (
+    config_validation as cv,
+    device_registry as dr,
+    issue_registry as ir,
+)
+from homeassistant.helpers.storage import Store
 from homeassistant.helpers.typing import ConfigType
 
 from .const import (
     CONF_BACKFILL_HOURS,
+    CONF_COMMUNITY_URL,
     CONF_FOLLOWED_ROOMS,
     CONF_IGNORE_OWN,
     CONF_INCLUDE_TEXT,
+    CONF_SERVER_URL,
     DOMAIN,
+    ISSUE_MEMBER_NOT_FOUND,
+    ISSUE_NOT_ELIGIBLE,
+    ISSUE_ORIGIN_REJECTED,
+    ISSUE_SUBSCRIPTION_REJECTED,
+    LOGGER,
+    ledger_store_key,
 )
 from .coordinator import CircleConfigEntry, CircleCoordinator
 from .services import async_setup_services
@@ -35,21 +48,59 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     return True
 
 
+async def async_migrate_entry(hass: HomeAssistant, entry: CircleConfigEntry) -> bool:
+    """Version 1 -> 2: the old address served everything, so it becomes the Circle server too."""
+    if entry.version > 2:
+        LOGGER.error(
+            "Cannot downgrade the Circle entry %s from version %s",
+            entry.title,
+            entry.version,
+        )
+        return False
+    if entry.version == 1:
+        hass.config_entries.async_update_entry(
+            entry,
+            data={**entry.data, CONF_SERVER_URL: entry.data[CONF_COMMUNITY_URL]},
+            version=2,
+            minor_version=1,
+        )
+        LOGGER.debug("Migrated the Circle entry %s to version 2", entry.title)
+    return True
+
+
 async def async_setup_entry(hass: HomeAssistant, entry: CircleConfigEntry) -> bool:
     """Check the credentials, sync the counts, then hold the cable in the background."""
     coordinator = CircleCoordinator(hass, entry)
     await coordinator.async_config_entry_first_refresh()
     entry.runtime_data = coordinator
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    # The entities created the service device: remember its id for the bus events.
+    if device := dr.async_get(hass).async_get_device({(DOMAIN, entry.entry_id)}):
+        coordinator.cached_device_id = device.id
     coordinator.async_start()
     entry.async_on_unload(entry.add_update_listener(_async_options_updated))
     return True
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: CircleConfigEntry) -> bool:
-    """Close the cable and unload the platforms."""
-    await entry.runtime_data.async_stop()
-    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    """Unload the platforms, then close the cable."""
+    if unload_ok := await hass.config_entries.async_unload_platforms(entry, PLATFORMS):
+        await entry.runtime_data.async_stop()
+    return unload_ok
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: CircleConfigEntry) -> None:
+    """Delete what the entry leaves behind: its message ledger and its repair issues."""
+    await Store[dict[str, object]](
+        hass, 1, ledger_store_key(entry.entry_id)
+    ).async_remove()
+    for key in (
+        ISSUE_NOT_ELIGIBLE,
+        ISSUE_SUBSCRIPTION_REJECTED,
+        ISSUE_ORIGIN_REJECTED,
+        ISSUE_MEMBER_NOT_FOUND,
+    ):
+        ir.async_delete_issue(hass, DOMAIN, f"{key}_{entry.entry_id}")
 
 
 async def _async_options_updated(hass: HomeAssistant, entry: CircleConfigEntry) -> None:

@@ -1,4 +1,4 @@
-"""Diagnostic: is the cable connected."""
+"""Diagnostic: is the cable connected, and are the counts in step with Circle."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 from homeassistant.components.binary_sensor import (
     BinarySensorDeviceClass,
     BinarySensorEntity,
+    BinarySensorEntityDescription,
 )
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
@@ -17,6 +18,13 @@ from .coordinator import CircleConfigEntry, CircleCoordinator
 from .entity import CircleEntity
 
 PARALLEL_UPDATES = 0
+
+CONNECTION = BinarySensorEntityDescription(
+    key="connection",
+    translation_key="connection",
+    device_class=BinarySensorDeviceClass.CONNECTIVITY,
+    entity_category=EntityCategory.DIAGNOSTIC,
+)
 
 
 async def async_setup_entry(
@@ -31,12 +39,9 @@ async def async_setup_entry(
 class CableConnectedBinarySensor(CircleEntity, BinarySensorEntity):
     """Shows every drop, even the short ones the other entities ride out."""
 
-    _attr_device_class = BinarySensorDeviceClass.CONNECTIVITY
-    _attr_entity_category = EntityCategory.DIAGNOSTIC
-
     def __init__(self, coordinator: CircleCoordinator) -> None:
-        """Set the key."""
-        super().__init__(coordinator, "connection")
+        """Set the description."""
+        super().__init__(coordinator, CONNECTION)
 
     @property
     def available(self) -> bool:
@@ -50,9 +55,11 @@ class CableConnectedBinarySensor(CircleEntity, BinarySensorEntity):
 
     @property
     def extra_state_attributes(self) -> dict[str, Any]:
-        """Why it is down, and how often it reconnected."""
-        cable = self.coordinator.cable
+        """Why it is down, how often it reconnected, and whether the counts are synced."""
+        coordinator = self.coordinator
         return {
-            "reason": self.coordinator.connection.reason,
-            "reconnects": cable.reconnects if cable else 0,
+            "reason": coordinator.connection.reason,
+            "reconnects": int(getattr(coordinator, "reconnects", 0)),
+            "synced": bool(getattr(coordinator, "synced", False)),
+            "sync_error": getattr(coordinator, "sync_error", None),
         }

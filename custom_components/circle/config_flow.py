@@ -1,11 +1,24 @@
-"""Config flow: community, member and Headless Auth token; reauth, reconfigure and options."""
+"""Config flow: community, member and Headless Auth token; reauth, reconfigure and options.
+
+Two addresses: the Circle server (auth API, member API and cable; `https://app.circle.so`
+unless a test server is named) and the community address (the `*.circle.so` address or the
+community's own domain), which is only the default Origin and the device's link.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+import ipaddress
+import re
+from typing import Any, Final
 
-from homeassistant.config_entries import ConfigFlow, ConfigFlowResult, OptionsFlow
+from homeassistant.config_entries import (
+    ConfigEntryState,
+    ConfigFlow,
+    ConfigFlowResult,
+    OptionsFlow,
+)
 from homeassistant.core import callback
 from homeassistant.data_entry_flow import section
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
@@ -46,44 +59,195 @@ from .const import (
     CONF_MEMBER,
     CONF_MEMBER_ID,
     CONF_ORIGIN,
+    CONF_SERVER_URL,
     CONF_TOKENS,
     DEFAULT_BACKFILL_HOURS,
-    DEFAULT_COMMUNITY_URL,
+    DEFAULT_SERVER_URL,
     DOMAIN,
     LOGGER,
 )
-from .coordinator import CircleConfigEntry, member_settings
+from .coordinator import CircleConfigEntry
 
-ADVANCED = "advanced"
+ADVANCED: Final = "advanced"
 URL_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.URL))
 TEXT_SELECTOR = TextSelector()
 PASSWORD_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
 
+# Why an address was refused; each field has its own translated error for each reason.
+INVALID: Final = "invalid"
+INSECURE: Final = "insecure"
+CREDENTIALS: Final = "credentials"
+URL_ERRORS: Final[dict[str, dict[str, str]]] = {
+    CONF_COMMUNITY_URL: {
+        INVALID: "invalid_url",
+        INSECURE: "insecure_url",
+        CREDENTIALS: "url_credentials",
+    },
+    CONF_SERVER_URL: {
+        INVALID: "invalid_server_url",
+        INSECURE: "insecure_server_url",
+        CREDENTIALS: "server_url_credentials",
+    },
+    CONF_ORIGIN: {
+        INVALID: "invalid_origin",
+        INSECURE: "insecure_origin",
+        CREDENTIALS: "origin_credentials",
+    },
+}
+
+MAX_MEMBER_DIGITS: Final = 19
+_HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)", re.IGNORECASE)
+_AUTHORITY_END = re.compile(r"[/?#]")
+_EMAIL = re.compile(
+    r"[\w.!#$%&'*+/=?^`{|}~-]{1,64}@(?=[^@]{1,253}$)(?:[\w-]+\.)+[\w-]{2,}"
+)
+
+
+def _host_error(host: str) -> str | None:
+    """None for a DNS name or an IP address; INVALID otherwise."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        labels = host.removesuffix(".").split(".")
+        if labels[-1].isdigit() or not all(map(_HOST_LABEL.fullmatch, labels)):
+            return INVALID
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1: the only hosts that may be reached over http://."""
+    if host.removesuffix(".").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
 
 def _normalise_url(value: str) -> str:
-    url = URL(value.strip() if "://" in value else f"https://{value.strip()}")
-    if url.scheme not in ("http", "https") or not url.host:
-        raise vol.Invalid("invalid_url")
-    return str(url.origin())
+    r"""Return `scheme://host[:port]` of an address typed by the user; vol.Invalid if refused.
+
+    https:// is added when no scheme is given. http:// is accepted only for loopback hosts.
+    User names, passwords, "@" and backslashes are refused before parsing, so that
+    `app.circle.so@evil.com` or `app.circle.so\\@evil.com` never resolves to evil.com.
+    """
+    text = value.strip()
+    if "\\" in text:
+        raise vol.Invalid(CREDENTIALS)
+    if not text or not text.isprintable() or any(ch.isspace() for ch in text):
+        raise vol.Invalid(INVALID)
+    if "://" not in text:
+        text = f"https://{text}"
+    authority = _AUTHORITY_END.split(text.partition("://")[2], maxsplit=1)[0]
+    if "@" in authority:
+        raise vol.Invalid(CREDENTIALS)
+    if authority.endswith(":"):  # an empty port: `https://https://host` is no address
+        raise vol.Invalid(INVALID)
+    try:
+        url = URL(text)
+        origin = str(url.origin())
+    except ValueError as err:  # bad port, broken IPv6 literal, bad IDNA name
+        raise vol.Invalid(INVALID) from err
+    host = url.raw_host or ""
+    if (
+        url.scheme not in ("http", "https")
+        or not host
+        or url.explicit_port == 0
+        or _host_error(host)
+    ):
+        raise vol.Invalid(INVALID)
+    if url.scheme == "http" and not _is_loopback(host):
+        raise vol.Invalid(INSECURE)
+    return origin
 
 
-def _connection_schema(defaults: Mapping[str, Any]) -> vol.Schema:
+def _parse_member(value: str) -> dict[str, Any]:
+    """ASCII digits (a member id, 0 < id < 2**63) or an email address."""
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        if len(text) <= MAX_MEMBER_DIGITS and 0 < int(text) < 2**63:
+            return {"member_id": int(text)}
+    elif text.isprintable() and _EMAIL.fullmatch(text):
+        return {"email": text}
+    raise vol.Invalid("invalid_member")
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """The connection settings of a submitted form, checked and normalised."""
+
+    community_url: str
+    server_url: str
+    origin: str | None
+    member: str
+    member_settings: dict[str, Any]
+
+    def entry_data(
+        self, member: Member, app_token: str, tokens: TokenSet
+    ) -> dict[str, Any]:
+        """Return the config entry data (version 2)."""
+        return {
+            CONF_COMMUNITY_URL: self.community_url,
+            CONF_SERVER_URL: self.server_url,
+            CONF_MEMBER: self.member,
+            CONF_MEMBER_ID: member.id,
+            CONF_APP_TOKEN: app_token,
+            CONF_ORIGIN: self.origin,
+            CONF_TOKENS: tokens.as_dict(),
+        }
+
+
+def _check_url(
+    value: str, field: str, errors: dict[str, str], error_key: str
+) -> str | None:
+    try:
+        return _normalise_url(value)
+    except vol.Invalid as err:
+        errors.setdefault(error_key, URL_ERRORS[field][str(err.msg)])
+        return None
+
+
+def _parse_connection(
+    user_input: Mapping[str, Any], errors: dict[str, str]
+) -> Connection | None:
+    """Check every address and the member; fill `errors` (section fields: on the section)."""
+    advanced = user_input.get(ADVANCED) or {}
+    community_url = _check_url(
+        user_input[CONF_COMMUNITY_URL], CONF_COMMUNITY_URL, errors, CONF_COMMUNITY_URL
+    )
+    server_url = _check_url(
+        advanced.get(CONF_SERVER_URL) or DEFAULT_SERVER_URL,
+        CONF_SERVER_URL,
+        errors,
+        ADVANCED,
+    )
+    origin: str | None = None
+    if raw_origin := (advanced.get(CONF_ORIGIN) or "").strip():
+        origin = _check_url(raw_origin, CONF_ORIGIN, errors, ADVANCED)
+    member = str(user_input[CONF_MEMBER]).strip()
+    member_settings: dict[str, Any] = {}
+    try:
+        member_settings = _parse_member(member)
+    except vol.Invalid:
+        errors[CONF_MEMBER] = "invalid_member"
+    if errors:
+        return None
+    assert community_url is not None and server_url is not None
+    return Connection(community_url, server_url, origin, member, member_settings)
+
+
+def _connection_schema() -> vol.Schema:
     return vol.Schema(
         {
-            vol.Required(
-                CONF_COMMUNITY_URL,
-                default=defaults.get(CONF_COMMUNITY_URL, DEFAULT_COMMUNITY_URL),
-            ): URL_SELECTOR,
-            vol.Required(
-                CONF_MEMBER, default=defaults.get(CONF_MEMBER, vol.UNDEFINED)
-            ): TEXT_SELECTOR,
+            vol.Required(CONF_COMMUNITY_URL): URL_SELECTOR,
+            vol.Required(CONF_MEMBER): TEXT_SELECTOR,
             vol.Required(ADVANCED): section(
                 vol.Schema(
                     {
-                        vol.Optional(
-                            CONF_ORIGIN,
-                            description={"suggested_value": defaults.get(CONF_ORIGIN)},
-                        ): URL_SELECTOR
+                        vol.Required(
+                            CONF_SERVER_URL, default=DEFAULT_SERVER_URL
+                        ): URL_SELECTOR,
+                        vol.Optional(CONF_ORIGIN): URL_SELECTOR,
                     }
                 ),
                 {"collapsed": True},
@@ -92,61 +256,51 @@ def _connection_schema(defaults: Mapping[str, Any]) -> vol.Schema:
     )
 
 
+def _without_token(user_input: Mapping[str, Any]) -> dict[str, Any]:
+    """Return what a form may show again: everything but the app token."""
+    return {k: v for k, v in user_input.items() if k != CONF_APP_TOKEN}
+
+
 class CircleConfigFlow(ConfigFlow, domain=DOMAIN):
     """Set up a Circle member account."""
 
-    VERSION = 1
+    VERSION = 2
+    MINOR_VERSION = 1
 
     async def _validate(
-        self, data: Mapping[str, Any], errors: dict[str, str]
+        self,
+        server_url: str,
+        member_settings: Mapping[str, Any],
+        app_token: str,
+        errors: dict[str, str],
+        member_error: str = CONF_MEMBER,
     ) -> tuple[Member, TokenSet] | None:
-        """Mint a token and read the member; fill `errors` on failure."""
-        try:
-            url = _normalise_url(data[CONF_COMMUNITY_URL])
-        except vol.Invalid:
-            errors[CONF_COMMUNITY_URL] = "invalid_url"
-            return None
-        auth = CircleAuth(
-            async_get_clientsession(self.hass),
-            url,
-            data[CONF_APP_TOKEN],
-            **member_settings(str(data[CONF_MEMBER])),
-        )
+        """Mint a token on the Circle server and read the member; fill `errors` on failure."""
+        session = async_get_clientsession(self.hass)
+        auth = CircleAuth(session, server_url, app_token, **member_settings)
         try:
             await auth.async_get_access_token()
-            member = await CircleMemberApi(
-                async_get_clientsession(self.hass), url, auth
-            ).async_get_member()
+            member = await CircleMemberApi(session, server_url, auth).async_get_member()
         except CircleAuthenticationError:
             errors["base"] = "invalid_auth"
         except CircleNotEligibleError:
             errors["base"] = "not_eligible"
         except CircleMemberNotFoundError:
-            errors[CONF_MEMBER] = "member_not_found"
+            errors[member_error] = "member_not_found"
         except CircleRateLimitError:
             errors["base"] = "rate_limited"
         except CircleConnectionError:
             errors["base"] = "cannot_connect"
-        except CircleError:
-            LOGGER.exception("Unexpected answer from Circle")
+        except CircleError as err:
+            LOGGER.warning("Unexpected answer from Circle: %s", err)
+            errors["base"] = "unknown"
+        except Exception:  # noqa: BLE001 - the flow must end with a form, never a traceback
+            LOGGER.exception("Unexpected error while checking the Circle account")
             errors["base"] = "unknown"
         else:
             assert auth.tokens is not None
             return member, auth.tokens
         return None
-
-    def _entry_data(
-        self, user_input: Mapping[str, Any], member: Member, tokens: TokenSet
-    ) -> dict[str, Any]:
-        origin = (user_input.get(ADVANCED) or {}).get(CONF_ORIGIN)
-        return {
-            CONF_COMMUNITY_URL: _normalise_url(user_input[CONF_COMMUNITY_URL]),
-            CONF_MEMBER: str(user_input[CONF_MEMBER]).strip(),
-            CONF_MEMBER_ID: member.id,
-            CONF_APP_TOKEN: user_input[CONF_APP_TOKEN],
-            CONF_ORIGIN: _normalise_url(origin) if origin else None,
-            CONF_TOKENS: tokens.as_dict(),
-        }
 
     @staticmethod
     def _unique_id(member: Member, tokens: TokenSet) -> str:
@@ -157,20 +311,35 @@ class CircleConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         """Ask for the community, the member and the app token."""
         errors: dict[str, str] = {}
-        if user_input is not None and (
-            result := await self._validate(user_input, errors)
-        ):
-            member, tokens = result
-            await self.async_set_unique_id(self._unique_id(member, tokens))
-            self._abort_if_unique_id_configured()
-            return self.async_create_entry(
-                title=member.name or f"Member {member.id}",
-                data=self._entry_data(user_input, member, tokens),
-            )
-        schema = _connection_schema(user_input or {}).extend(
+        if user_input is not None:
+            connection = _parse_connection(user_input, errors)
+            if connection is not None and (
+                result := await self._validate(
+                    connection.server_url,
+                    connection.member_settings,
+                    user_input[CONF_APP_TOKEN],
+                    errors,
+                )
+            ):
+                member, tokens = result
+                await self.async_set_unique_id(self._unique_id(member, tokens))
+                self._abort_if_unique_id_configured()
+                return self.async_create_entry(
+                    title=member.name or f"Member {member.id}",
+                    data=connection.entry_data(
+                        member, user_input[CONF_APP_TOKEN], tokens
+                    ),
+                )
+        schema = _connection_schema().extend(
             {vol.Required(CONF_APP_TOKEN): PASSWORD_SELECTOR}
         )
-        return self.async_show_form(step_id="user", data_schema=schema, errors=errors)
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(
+                schema, _without_token(user_input or {})
+            ),
+            errors=errors,
+        )
 
     async def async_step_reauth(
         self, entry_data: Mapping[str, Any]
@@ -181,22 +350,28 @@ class CircleConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_reauth_confirm(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Ask for a new Headless Auth app token."""
+        """Ask for a new Headless Auth app token (for the same server and member)."""
         entry = self._get_reauth_entry()
         errors: dict[str, str] = {}
-        if user_input is not None:
-            data = {**entry.data, CONF_APP_TOKEN: user_input[CONF_APP_TOKEN]}
-            if (result := await self._validate(data, errors)) is not None:
-                member, tokens = result
-                await self.async_set_unique_id(self._unique_id(member, tokens))
-                self._abort_if_unique_id_mismatch(reason="wrong_member")
-                return self.async_update_reload_and_abort(
-                    entry,
-                    data_updates={
-                        CONF_APP_TOKEN: user_input[CONF_APP_TOKEN],
-                        CONF_TOKENS: tokens.as_dict(),
-                    },
-                )
+        if user_input is not None and (
+            result := await self._validate(
+                entry.data[CONF_SERVER_URL],
+                {"member_id": entry.data[CONF_MEMBER_ID]},
+                user_input[CONF_APP_TOKEN],
+                errors,
+                member_error="base",  # this form has no member field
+            )
+        ):
+            member, tokens = result
+            await self.async_set_unique_id(self._unique_id(member, tokens))
+            self._abort_if_unique_id_mismatch(reason="wrong_member")
+            return self.async_update_reload_and_abort(
+                entry,
+                data_updates={
+                    CONF_APP_TOKEN: user_input[CONF_APP_TOKEN],
+                    CONF_TOKENS: tokens.as_dict(),
+                },
+            )
         return self.async_show_form(
             step_id="reauth_confirm",
             data_schema=vol.Schema({vol.Required(CONF_APP_TOKEN): PASSWORD_SELECTOR}),
@@ -207,30 +382,47 @@ class CircleConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Change the community address, the member or the Origin."""
+        """Change the addresses, the Origin or the token of the same member.
+
+        The stored app token is never sent to another Circle server: a new server needs the
+        token again. Another member or community aborts: that is a new entry.
+        """
         entry = self._get_reconfigure_entry()
         errors: dict[str, str] = {}
         if user_input is not None:
-            data = {**user_input, CONF_APP_TOKEN: entry.data[CONF_APP_TOKEN]}
-            if (result := await self._validate(data, errors)) is not None:
+            connection = _parse_connection(user_input, errors)
+            app_token = user_input.get(CONF_APP_TOKEN) or ""
+            if connection is not None and not app_token:
+                if connection.server_url == entry.data.get(CONF_SERVER_URL):
+                    app_token = entry.data[CONF_APP_TOKEN]
+                else:
+                    errors[CONF_APP_TOKEN] = "app_token_required"
+            if (
+                connection is not None
+                and app_token
+                and (
+                    result := await self._validate(
+                        connection.server_url,
+                        connection.member_settings,
+                        app_token,
+                        errors,
+                    )
+                )
+            ):
                 member, tokens = result
-                unique_id = self._unique_id(member, tokens)
-                if unique_id != entry.unique_id:
-                    await self.async_set_unique_id(unique_id)
-                    self._abort_if_unique_id_configured()
+                await self.async_set_unique_id(self._unique_id(member, tokens))
+                self._abort_if_unique_id_mismatch(reason="wrong_member")
                 return self.async_update_reload_and_abort(
                     entry,
-                    unique_id=unique_id,
-                    title=member.name or entry.title,
-                    data=self._entry_data(data, member, tokens),
+                    data_updates=connection.entry_data(member, app_token, tokens),
                 )
-        defaults = user_input or {
-            **entry.data,
-            CONF_ORIGIN: entry.data.get(CONF_ORIGIN),
-        }
+        suggested = _without_token(user_input) if user_input else _stored(entry.data)
+        schema = _connection_schema().extend(
+            {vol.Optional(CONF_APP_TOKEN): PASSWORD_SELECTOR}
+        )
         return self.async_show_form(
             step_id="reconfigure",
-            data_schema=_connection_schema(defaults),
+            data_schema=self.add_suggested_values_to_schema(schema, suggested),
             errors=errors,
         )
 
@@ -241,21 +433,41 @@ class CircleConfigFlow(ConfigFlow, domain=DOMAIN):
         return CircleOptionsFlow()
 
 
+def _stored(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the reconfigure form's values from an entry."""
+    return {
+        CONF_COMMUNITY_URL: data.get(CONF_COMMUNITY_URL),
+        CONF_MEMBER: data.get(CONF_MEMBER),
+        ADVANCED: {
+            CONF_SERVER_URL: data.get(CONF_SERVER_URL) or DEFAULT_SERVER_URL,
+            CONF_ORIGIN: data.get(CONF_ORIGIN),
+        },
+    }
+
+
 class CircleOptionsFlow(OptionsFlow):
     """What goes into events, and which extra rooms to follow."""
 
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """One form."""
+        """One form. The room list needs the loaded entry; chosen rooms always stay."""
         if user_input is not None:
             return self.async_create_entry(data=user_input)
-        coordinator = self.config_entry.runtime_data
         options = self.config_entry.options
+        labels: dict[str, str] = {}
+        if self.config_entry.state is ConfigEntryState.LOADED:
+            labels = {
+                str(room.id): room.name or room.uuid
+                for room in self.config_entry.runtime_data.rooms.values()
+                if room.id is not None
+            }
+        followed = [str(room_id) for room_id in options.get(CONF_FOLLOWED_ROOMS, [])]
+        for room_id in followed:
+            labels.setdefault(room_id, room_id)
         rooms = [
-            SelectOptionDict(value=str(room.id), label=room.name or room.uuid)
-            for room in coordinator.rooms.values()
-            if room.id is not None
+            SelectOptionDict(value=value, label=label)
+            for value, label in labels.items()
         ]
         schema = vol.Schema(
             {
@@ -277,9 +489,9 @@ class CircleOptionsFlow(OptionsFlow):
                         mode=NumberSelectorMode.BOX,
                     )
                 ),
-                vol.Optional(
-                    CONF_FOLLOWED_ROOMS, default=options.get(CONF_FOLLOWED_ROOMS, [])
-                ): SelectSelector(SelectSelectorConfig(options=rooms, multiple=True)),
+                vol.Optional(CONF_FOLLOWED_ROOMS, default=followed): SelectSelector(
+                    SelectSelectorConfig(options=rooms, multiple=True)
+                ),
             }
         )
         return self.async_show_form(step_id="init", data_schema=schema)

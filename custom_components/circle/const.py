@@ -17,6 +17,12 @@ CONF_MEMBER_ID: Final = "member_id"
 CONF_APP_TOKEN: Final = "app_token"  # noqa: S105 - a key name
 CONF_ORIGIN: Final = "origin"
 CONF_TOKENS: Final = "tokens"
+# Set once the message ledger was first saved: a ledger store missing later was lost.
+CONF_LEDGER_STARTED: Final = "ledger_started"
+# Entry version 2: the Circle server (auth API, member API, cable) is separate from the
+# community address (default Origin and device link). Version 1 entries only had the latter.
+CONF_SERVER_URL: Final = "server_url"
+DEFAULT_SERVER_URL: Final = "https://app.circle.so"
 
 CONF_INCLUDE_TEXT: Final = "include_text"
 CONF_IGNORE_OWN: Final = "ignore_own_messages"
@@ -35,3 +41,9 @@ AVAILABILITY_GRACE: Final = timedelta(minutes=1)
 ISSUE_NOT_ELIGIBLE: Final = "not_eligible"
 ISSUE_SUBSCRIPTION_REJECTED: Final = "subscription_rejected"
 ISSUE_ORIGIN_REJECTED: Final = "origin_rejected"
+ISSUE_MEMBER_NOT_FOUND: Final = "member_not_found"
+
+
+def ledger_store_key(entry_id: str) -> str:
+    """Storage key of an entry's message ledger (deleted with the entry)."""
+    return f"{DOMAIN}.{entry_id}.last_seen"

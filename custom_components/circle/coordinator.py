@@ -1,34 +1,29 @@
-"""The push coordinator: one Circle cable per config entry.
+"""Home Assistant glue around the client's session: one per config entry.
 
-Cable events flow one way: client events -> this coordinator -> entities and bus events.
-Counts are resynced over REST whenever the member channels are (re)confirmed, because the
-cable has no replay and drops what was broadcast before a subscription was confirmed.
+Every delivery decision (resync, backfill, order, de-duplication, counts, availability) is
+made by the client's sans-IO core; this maps its outputs to entities, bus events, repairs and
+reauth, and persists the tokens and the message ledger.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.const import EVENT_HOMEASSISTANT_STOP
-from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError
-from homeassistant.helpers import device_registry as dr, issue_registry as ir
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
-from homeassistant.helpers.event import async_call_later
+from homeassistant.helpers.storage import Store
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
-from .backfill import MessageLedger
 from .client import (
-    CableEvent,
     CableOptions,
     ChatMessage,
     ChatRoom,
-    ChatRoomEvent,
     CircleAuth,
     CircleAuthenticationError,
     CircleCable,
@@ -40,14 +35,18 @@ from .client import (
     ConnectionState,
     ConnectionStatus,
     Member,
-    MessageEvent,
     NewNotificationEvent,
-    NotificationCountEvent,
-    Subscription,
-    SubscriptionState,
     TokenSet,
 )
+from .client.delivery import (
+    DeliveryConfig,
+    DeliveryCore,
+    Ledger,
+    SyncStatus,
+    UnreadState as CircleData,
+)
 from .client.protocol import cable_url_for
+from .client.session import CircleSession
 from .const import (
     AVAILABILITY_GRACE,
     CONF_APP_TOKEN,
@@ -56,9 +55,11 @@ from .const import (
     CONF_FOLLOWED_ROOMS,
     CONF_IGNORE_OWN,
     CONF_INCLUDE_TEXT,
+    CONF_LEDGER_STARTED,
     CONF_MEMBER,
     CONF_MEMBER_ID,
     CONF_ORIGIN,
+    CONF_SERVER_URL,
     CONF_TOKENS,
     DEFAULT_BACKFILL_HOURS,
     DOMAIN,
@@ -66,48 +67,31 @@ from .const import (
     EVENT_MESSAGE_UPDATED,
     EVENT_NEW_MESSAGE,
     EVENT_NEW_NOTIFICATION,
+    ISSUE_MEMBER_NOT_FOUND,
     ISSUE_NOT_ELIGIBLE,
     ISSUE_ORIGIN_REJECTED,
     ISSUE_SUBSCRIPTION_REJECTED,
     LOGGER,
+    ledger_store_key,
 )
 
 type CircleConfigEntry = ConfigEntry[CircleCoordinator]
+type ActivityListener = Callable[[str, str, dict[str, Any]], None]
+
+__all__ = ["CircleConfigEntry", "CircleCoordinator", "CircleData"]
 
 CABLE_OPTIONS = CableOptions()
-RESYNC_RETRY_INITIAL = 5.0
-HOLD_MAX = 10.0
-MAX_REREADS = 3
-RESYNC_RETRY_MAX = 300.0
-
-
-@dataclass(frozen=True, slots=True)
-class CircleData:
-    """What the entities show."""
-
-    new_notifications_count: int
-    unread_rooms: frozenset[str]
-    room_names: dict[str, str] = field(default_factory=dict)
-    unread_counts: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def unread_messages(self) -> int:
-        """Unread messages across all rooms."""
-        return sum(self.unread_counts.values())
-
-    def room_name(self, uuid: str | None) -> str | None:
-        """Name of a room, if known."""
-        return self.room_names.get(uuid) if uuid else None
-
-
+DELIVERY_CONFIG = DeliveryConfig(grace=AVAILABILITY_GRACE.total_seconds())
+LEDGER_SAVE_DELAY = 1.0
 MESSAGE_EVENTS = {
     "newMessage": ("new_message", EVENT_NEW_MESSAGE),
     "updatedMessage": ("message_updated", EVENT_MESSAGE_UPDATED),
     "deletedMessage": ("message_deleted", EVENT_MESSAGE_DELETED),
 }
-
-# (entity event type, bus event type, data)
-type ActivityListener = Callable[[str, str, dict[str, Any]], None]
+VERDICT_ISSUES = {
+    "not_eligible": ISSUE_NOT_ELIGIBLE,
+    "member_not_found": ISSUE_MEMBER_NOT_FOUND,
+}
 
 
 def describe_error(err: CircleError, fallback: str) -> dict[str, Any]:
@@ -135,7 +119,7 @@ def member_settings(member: str) -> dict[str, Any]:
 
 
 class CircleCoordinator(DataUpdateCoordinator[CircleData]):
-    """Owns the client objects and the cable task of one config entry."""
+    """Builds the client objects and the session of one config entry; shows their outputs."""
 
     config_entry: CircleConfigEntry
 
@@ -146,57 +130,56 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         )
         session = async_get_clientsession(hass)
         self.community_url: str = entry.data[CONF_COMMUNITY_URL]
+        self.server_url: str = entry.data.get(CONF_SERVER_URL) or self.community_url
+        member = str(entry.data.get(CONF_MEMBER_ID) or entry.data[CONF_MEMBER])
         self.auth = CircleAuth(
             session,
-            self.community_url,
+            self.server_url,
             entry.data[CONF_APP_TOKEN],
             tokens=TokenSet.from_dict(entry.data.get(CONF_TOKENS) or {}),
-            on_tokens=self._async_persist_tokens,
-            **member_settings(
-                str(entry.data.get(CONF_MEMBER_ID) or entry.data[CONF_MEMBER])
-            ),
+            on_tokens=self._persist_tokens,
+            **member_settings(member),
         )
-        self.api = CircleMemberApi(session, self.community_url, self.auth)
+        self.api = CircleMemberApi(session, self.server_url, self.auth)
         self.options = dict(entry.options)
         self.member: Member | None = None
-        self.cable: CircleCable | None = None
-        self.rooms: dict[str, ChatRoom] = {}
+        self.session: CircleSession | None = None
+        self.cached_device_id: str | None = None
+        self.status = SyncStatus()
         self.connection = ConnectionStatus(ConnectionState.DISCONNECTED, "not_started")
-        self.cable_available = True
-        self._grace_unsub: CALLBACK_TYPE | None = None
+        self._store: Store[dict[str, Any]] = Store(
+            hass, 1, ledger_store_key(entry.entry_id)
+        )
+        self._ledger: Ledger | None = None
+        self._ledger_lost = False
         self._activity_listeners: list[ActivityListener] = []
-        self._rejected: set[str] = set()
-        self._resync_task: asyncio.Task[None] | None = None
-        self._cable_task: asyncio.Task[None] | None = None
-        self._pushed_during_resync = False
-        self.ledger = MessageLedger(hass, entry.entry_id)
-        self._held_messages: list[ChatMessage] = []
-        self._holding = True  # until the first backfill after (re)connecting
-        self._counted: dict[str, int] = {}
-        self._hold_unsub: CALLBACK_TYPE | None = None
-
-    # --- setup -----------------------------------------------------------------------------
+        self._rooms_at_setup: list[ChatRoom] = []
 
     async def _async_setup(self) -> None:
-        """Test the credentials and learn who the member is (test-before-setup)."""
-        await self.ledger.async_load()
+        """Test the credentials, learn who the member is, and load the ledger."""
         try:
             self.member = await self.api.async_get_member()
         except CircleError as err:
             translation = describe_error(err, "cannot_connect")
             if isinstance(err, CircleAuthenticationError):
                 raise ConfigEntryAuthFailed(**translation) from err
-            if isinstance(err, CircleNotEligibleError):
-                self._create_issue(ISSUE_NOT_ELIGIBLE)
             if isinstance(err, CircleNotEligibleError | CircleMemberNotFoundError):
+                self._create_issue(VERDICT_ISSUES[_verdict(err)])
                 raise ConfigEntryError(**translation) from err
             raise UpdateFailed(**translation) from err
-        ir.async_delete_issue(
-            self.hass, DOMAIN, f"{ISSUE_NOT_ELIGIBLE}_{self.config_entry.entry_id}"
+        for key in VERDICT_ISSUES.values():
+            ir.async_delete_issue(self.hass, DOMAIN, self._issue_id(key))
+        try:
+            stored = await self._store.async_load()
+        except Exception:  # noqa: BLE001 - a corrupt store is a lost store
+            stored = None
+        self._ledger = Ledger.from_dict(stored)
+        self._ledger_lost = self._ledger is None and bool(
+            self.config_entry.data.get(CONF_LEDGER_STARTED)
         )
 
     async def _async_update_data(self) -> CircleData:
-        """Resync everything the cable may have missed."""
+        """Read the counts once at setup (test-before-setup); the session keeps them."""
         try:
             count = await self.api.async_get_new_notifications_count()
             unread = await self.api.async_get_unread_chat_room_uuids()
@@ -206,9 +189,7 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
             if isinstance(err, CircleAuthenticationError):
                 raise ConfigEntryAuthFailed(**translation) from err
             raise UpdateFailed(**translation) from err
-        self.rooms = {room.uuid: room for room in rooms}
-        # Live messages up to these ids are already in the counts just read.
-        self._counted = {room.uuid: room.last_message_id or 0 for room in rooms}
+        self._rooms_at_setup = rooms
         return CircleData(
             new_notifications_count=count,
             unread_rooms=frozenset(unread),
@@ -216,174 +197,206 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
             unread_counts={room.uuid: room.unread_messages_count for room in rooms},
         )
 
-    @callback
     def async_start(self) -> None:
-        """Start the cable in an entry background task; stop it on unload and on HA stop."""
+        """Start the session in an entry background task (cancelled at unload and stop)."""
         assert self.member is not None
-        followed = [
-            int(room_id) for room_id in self.options.get(CONF_FOLLOWED_ROOMS, [])
-        ]
-        self.cable = CircleCable(
+        hours = float(self.options.get(CONF_BACKFILL_HOURS, DEFAULT_BACKFILL_HOURS))
+        core = DeliveryCore(
+            self.member.id,
+            replace(
+                DELIVERY_CONFIG,
+                backfill_window=timedelta(hours=hours) if hours > 0 else None,
+            ),
+            ledger=self._ledger,
+            ledger_lost=self._ledger_lost,
+            state=self.data,
+            rooms=self._rooms_at_setup,
+        )
+        cable = CircleCable(
             async_get_clientsession(self.hass),
-            cable_url_for(self.community_url),
+            cable_url_for(self.server_url),
             self.auth,
             self.member.id,
-            origin=self.config_entry.data.get(CONF_ORIGIN) or self.community_url,
-            room_ids=followed,
+            origin=self.origin,
+            room_ids=[int(r) for r in self.options.get(CONF_FOLLOWED_ROOMS, [])],
             options=CABLE_OPTIONS,
         )
+        self.session = CircleSession(self.api, cable, core, self)
         entry = self.config_entry
-        entry.async_on_unload(self.cable.add_event_listener(self._async_on_event))
-        entry.async_on_unload(self.cable.add_state_listener(self._async_on_state))
-        entry.async_on_unload(
-            self.cable.add_subscription_listener(self._async_on_subscription)
+        entry.async_create_background_task(
+            self.hass, self.session.run(), f"{DOMAIN}_session_{entry.entry_id}"
         )
-        self._cable_task = entry.async_create_background_task(
-            self.hass, self.cable.run(), f"{DOMAIN}_cable_{entry.entry_id}"
-        )
-        entry.async_on_unload(
-            self.hass.bus.async_listen_once(
-                EVENT_HOMEASSISTANT_STOP, self._async_on_hass_stop
-            )
-        )
-        entry.async_on_unload(self._cancel_grace)
-        entry.async_on_unload(self._cancel_hold_timer)
 
     async def async_stop(self) -> None:
-        """Close the cable and save what was seen."""
-        if self.cable is not None:
-            await self.cable.stop()
-        if self._cable_task is not None:
-            # Let an attempt that was connecting finish and close, rather than cut it off.
-            await asyncio.wait(
-                {self._cable_task}, timeout=CABLE_OPTIONS.connect_timeout
-            )
-        await self.ledger.async_save()
+        """Close the cable and save the ledger now."""
+        if self.session is not None:
+            await self.session.stop()
+            await self._store.async_save(self.session.core.ledger.as_dict())
 
-    async def _async_on_hass_stop(self, _event: Event) -> None:
-        await self.async_stop()
+    @property
+    def origin(self) -> str:
+        """The Origin header: as configured, else the community address."""
+        return str(self.config_entry.data.get(CONF_ORIGIN) or self.community_url)
 
-    def _async_persist_tokens(self, tokens: TokenSet) -> None:
+    @property
+    def rooms(self) -> dict[str, ChatRoom]:
+        """The member's chat rooms by uuid."""
+        if self.session is not None:
+            return self.session.core.rooms
+        return {room.uuid: room for room in self._rooms_at_setup}
+
+    @property
+    def cable(self) -> CircleCable | None:
+        """The cable, once started."""
+        return self.session.cable if self.session else None
+
+    @property
+    def reconnects(self) -> int:
+        """How often the cable reconnected."""
+        return self.session.cable.reconnects if self.session else 0
+
+    @property
+    def synced(self) -> bool:
+        """The counts and missed messages were read back since the last connect."""
+        return self.status.synced
+
+    @property
+    def sync_error(self) -> str | None:
+        """Why the last read-back failed."""
+        return self.status.sync_error
+
+    @property
+    def available(self) -> bool:
+        """Down only after the grace period without a connection, or an auth verdict."""
+        return self.last_update_success and self.status.available
+
+    @property
+    def device_id(self) -> str | None:
+        """The service device of this entry (looked up once, at setup)."""
+        return self.cached_device_id
+
+    def _persist_tokens(self, tokens: TokenSet) -> None:
         """Save new tokens at once so a restart never loses them; no reload follows."""
         self.hass.config_entries.async_update_entry(
             self.config_entry,
             data={**self.config_entry.data, CONF_TOKENS: tokens.as_dict()},
         )
 
-    # --- availability ----------------------------------------------------------------------
+    # --- SessionListener ------------------------------------------------------------------
 
-    @property
-    def available(self) -> bool:
-        """Whether entities should show values: REST synced and the cable not down for long."""
-        return self.last_update_success and self.cable_available
+    def on_message(self, name: str, message: ChatMessage, backfilled: bool) -> None:
+        """Fire a chat message event, unless the options say otherwise."""
+        own = (
+            self.member is not None
+            and message.sender is not None
+            and message.sender.community_member_id == self.member.id
+        )
+        if own and self.options.get(CONF_IGNORE_OWN, True):
+            return
+        kind, bus = MESSAGE_EVENTS[name]
+        room = self.rooms.get(message.chat_room_uuid or "")
+        sender = message.sender
+        payload: dict[str, Any] = {
+            "room_uuid": message.chat_room_uuid,
+            "room_name": self.data.room_name(message.chat_room_uuid),
+            "room_kind": message.chat_room_kind or (room.kind if room else None),
+            "message_id": message.id,
+            "sender_name": sender.name if sender else None,
+            "sender_id": sender.community_member_id if sender else None,
+            "sent_at": message.sent_at.isoformat() if message.sent_at else None,
+            "thread_id": message.chat_thread_id,
+            "parent_message_id": message.parent_message_id,
+            "own": own,
+            "backfilled": backfilled,
+        }
+        if self.options.get(CONF_INCLUDE_TEXT, True) and kind != "message_deleted":
+            payload["text"] = message.body
+        self._fire(kind, bus, payload)
 
-    @callback
-    def _async_on_state(self, status: ConnectionStatus) -> None:
-        previous = self.connection
-        self.connection = status
-        if status.state is ConnectionState.CONNECTED:
-            self._cancel_grace()
-            # Live messages wait for the backfill, but never longer than HOLD_MAX.
-            self._cancel_hold_timer()
-            self._hold_unsub = async_call_later(
-                self.hass, HOLD_MAX, self._async_hold_expired
+    def on_notification(self, event: NewNotificationEvent) -> None:
+        """Fire a notification event."""
+        n = event.notification
+        self._fire(
+            "new_notification",
+            EVENT_NEW_NOTIFICATION,
+            {
+                "notification_id": n.id,
+                "action": n.action,
+                "actor_name": n.actor_name,
+                "title": n.notifiable_title,
+                "text": getattr(n, "summary", None) or n.text,
+                "space": n.space_title,
+                "url": n.url,
+            },
+        )
+
+    def on_state(self, state: CircleData) -> None:
+        """Show new counts."""
+        self.async_set_updated_data(state)
+
+    def on_ledger_changed(self) -> None:
+        """Save the ledger soon; mark the entry so a lost store is noticed later."""
+        assert self.session is not None
+        ledger = self.session.core.ledger
+        self._store.async_delay_save(ledger.as_dict, LEDGER_SAVE_DELAY)
+        if ledger.initialized and not self.config_entry.data.get(CONF_LEDGER_STARTED):
+            self.hass.config_entries.async_update_entry(
+                self.config_entry,
+                data={**self.config_entry.data, CONF_LEDGER_STARTED: True},
             )
-            if not self.cable_available:
-                LOGGER.info("Connection to Circle restored")
-                self.cable_available = True
+
+    def on_status(self, status: SyncStatus, connection: ConnectionStatus) -> None:
+        """Availability, repairs and reauth follow the session's health."""
+        previous, self.status, self.connection = self.status, status, connection
+        if previous.available and not status.available:
+            LOGGER.info("Connection to Circle lost (%s)", status.reason or "unknown")
+        elif status.available and not previous.available:
+            LOGGER.info("Connection to Circle restored")
+        if connection.state is ConnectionState.CONNECTED:
             ir.async_delete_issue(
                 self.hass, DOMAIN, self._issue_id(ISSUE_ORIGIN_REJECTED)
             )
-        elif status.state is ConnectionState.AUTH_FAILED:
-            self._cancel_grace()
-            self._set_unavailable()
-            if status.reason == "not_eligible":
-                self._create_issue(ISSUE_NOT_ELIGIBLE)
+        elif connection.reason == "origin_rejected":
+            self._create_issue(ISSUE_ORIGIN_REJECTED, {"origin": self.origin})
+        if status.auth_failed and not previous.auth_failed:
+            if issue := VERDICT_ISSUES.get(status.reason or ""):
+                self._create_issue(issue)
             else:
                 self.config_entry.async_start_reauth(self.hass)
-        elif status.state is ConnectionState.DISCONNECTED:
-            self.ledger.freeze()
-            self._holding = True
-            if status.reason == "origin_rejected":
-                self._create_issue(ISSUE_ORIGIN_REJECTED, {"origin": self._origin})
-            if self._grace_unsub is None and self.cable_available:
-                self._grace_unsub = async_call_later(
-                    self.hass, AVAILABILITY_GRACE, self._async_grace_expired
-                )
-        if previous.state != status.state:
-            self.async_update_listeners()
+        self._update_rejected()
+        self.async_update_listeners()
 
-    @property
-    def _origin(self) -> str:
-        return str(self.config_entry.data.get(CONF_ORIGIN) or self.community_url)
-
-    @callback
-    def _async_grace_expired(self, _now: datetime) -> None:
-        self._grace_unsub = None
-        if self.connection.state is not ConnectionState.CONNECTED:
-            self._set_unavailable()
-            self.async_update_listeners()
-
-    def _set_unavailable(self) -> None:
-        if self.cable_available:
-            LOGGER.info(
-                "Connection to Circle lost (%s)", self.connection.reason or "unknown"
-            )
-            self.cable_available = False
-
-    @callback
-    def _cancel_grace(self) -> None:
-        if self._grace_unsub is not None:
-            self._grace_unsub()
-            self._grace_unsub = None
-
-    @callback
-    def _async_on_subscription(self, sub: Subscription) -> None:
-        if sub.state is SubscriptionState.REJECTED:
-            self._rejected.add(sub.channel)
+    def _update_rejected(self) -> None:
+        cable = self.cable
+        rejected = sorted(
+            {s.channel for s in cable.subscriptions if s.state == "rejected"}
+            if cable
+            else set()
+        )
+        if rejected:
             self._create_issue(
-                ISSUE_SUBSCRIPTION_REJECTED,
-                {"channel": ", ".join(sorted(self._rejected))},
+                ISSUE_SUBSCRIPTION_REJECTED, {"channel": ", ".join(rejected)}
             )
-            return
-        if sub.state is not SubscriptionState.CONFIRMED:
-            return
-        self._rejected.discard(sub.channel)
-        if not self._rejected:
+        else:
             ir.async_delete_issue(
                 self.hass, DOMAIN, self._issue_id(ISSUE_SUBSCRIPTION_REJECTED)
             )
-        if self.cable is not None and all(
-            s.state is not SubscriptionState.PENDING for s in self.cable.subscriptions
-        ):
-            # Nothing broadcast before the confirmations reached us: re-read the truth.
-            if self._resync_task is not None:
-                self._resync_task.cancel()
-            self._resync_task = self.config_entry.async_create_background_task(
-                self.hass, self._async_resync(), f"{DOMAIN}_resync"
-            )
 
-    async def _async_resync(self) -> None:
-        """Refresh until it works, honouring Retry-After, backing off up to five minutes."""
-        delay = RESYNC_RETRY_INITIAL
-        rereads = 0
-        while True:
-            self._pushed_during_resync = False
-            await self.async_refresh()
-            if self.last_update_success:
-                if self._pushed_during_resync and rereads < MAX_REREADS:
-                    # A push landed while the REST answers were on their way; they may be
-                    # older than it. Read again rather than show a stale count.
-                    rereads += 1
-                    continue
-                await self.async_backfill()
-                return
-            cause = self.last_exception.__cause__ if self.last_exception else None
-            wait = (
-                cause.retry_after if isinstance(cause, CircleRateLimitError) else delay
-            )
-            delay = min(delay * 2, RESYNC_RETRY_MAX)
-            await asyncio.sleep(wait)
+    # --- helpers --------------------------------------------------------------------------
+
+    def async_add_activity_listener(self, listener: ActivityListener) -> CALLBACK_TYPE:
+        """Event entities listen here: (event type, bus event type, data)."""
+        self._activity_listeners.append(listener)
+        return lambda: self._activity_listeners.remove(listener)
+
+    def _fire(self, kind: str, bus_event: str, payload: dict[str, Any]) -> None:
+        entry_id = self.config_entry.entry_id
+        self.hass.bus.async_fire(
+            bus_event,
+            {"config_entry_id": entry_id, "device_id": self.device_id, **payload},
+        )
+        for listener in tuple(self._activity_listeners):
+            listener(kind, bus_event, payload)
 
     def _issue_id(self, key: str) -> str:
         return f"{key}_{self.config_entry.entry_id}"
@@ -404,228 +417,10 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
             },
         )
 
-    # --- events ----------------------------------------------------------------------------
 
-    @callback
-    def async_add_activity_listener(self, listener: ActivityListener) -> CALLBACK_TYPE:
-        """Event entities listen here: (event type, bus event type, data)."""
-        self._activity_listeners.append(listener)
-        return lambda: self._activity_listeners.remove(listener)
-
-    @property
-    def device_id(self) -> str | None:
-        """The service device of this entry."""
-        device = dr.async_get(self.hass).async_get_device(
-            {(DOMAIN, self.config_entry.entry_id)}
-        )
-        return device.id if device else None
-
-    @callback
-    def _async_on_event(self, event: CableEvent) -> None:
-        self._pushed_during_resync = True
-        data = self.data
-        if isinstance(event, NotificationCountEvent):
-            if data is not None:
-                self.async_set_updated_data(
-                    replace(data, new_notifications_count=event.count)
-                )
-        elif isinstance(event, MessageEvent):
-            self._async_on_message(event)
-        elif isinstance(event, NewNotificationEvent):
-            notification = event.notification
-            self._fire(
-                "new_notification",
-                EVENT_NEW_NOTIFICATION,
-                {
-                    "notification_id": notification.id if notification else None,
-                    "action": notification.action if notification else None,
-                    "actor_name": notification.actor_name if notification else None,
-                    "title": notification.notifiable_title if notification else None,
-                    "space": notification.space_title if notification else None,
-                    "url": notification.url if notification else None,
-                },
-            )
-        elif isinstance(event, ChatRoomEvent):
-            self._async_on_room(event, data)
-
-    def _async_on_room(self, event: ChatRoomEvent, data: CircleData) -> None:
-        uuid = event.chat_room_uuid or (event.room.uuid if event.room else None)
-        if uuid is None:
-            return
-        unread, names = set(data.unread_rooms), dict(data.room_names)
-        counts = dict(data.unread_counts)
-        if event.name in ("chatRoomRead", "chatRoomDeleted"):
-            unread.discard(uuid)
-            if uuid in counts:
-                counts[uuid] = 0
-            if event.name == "chatRoomDeleted":
-                names.pop(uuid, None)
-                counts.pop(uuid, None)
-                self.rooms.pop(uuid, None)
-        elif (room := event.room) is not None:
-            if room.name:
-                names[uuid] = room.name
-            if event.name == "chatRoomCreated":
-                self.rooms[uuid] = room
-                self._counted[uuid] = room.last_message_id or 0
-                counts[uuid] = room.unread_messages_count
-                if room.unread_messages_count > 0:
-                    unread.add(uuid)
-        self.async_set_updated_data(
-            replace(
-                data,
-                unread_rooms=frozenset(unread),
-                room_names=names,
-                unread_counts=counts,
-            )
-        )
-
-    def _async_count_message(self, message: ChatMessage) -> None:
-        """Keep the unread bookkeeping in step with a new top-level message."""
-        uuid = message.chat_room_uuid
-        if not uuid:
-            return
-        data = self.data
-        if self._is_own(message):
-            # Writing in a room means having read it.
-            if uuid in data.unread_rooms or data.unread_counts.get(uuid):
-                self.async_set_updated_data(
-                    replace(
-                        data,
-                        unread_rooms=data.unread_rooms - {uuid},
-                        unread_counts={**data.unread_counts, uuid: 0},
-                    )
-                )
-            return
-        if message.parent_message_id is not None:
-            return  # replies do not make a room unread
-        if message.id <= self._counted.get(uuid, 0):
-            return  # already in the counts read over REST
-        self._counted[uuid] = message.id
-        self.async_set_updated_data(
-            replace(
-                data,
-                unread_rooms=data.unread_rooms | {uuid},
-                unread_counts={
-                    **data.unread_counts,
-                    uuid: data.unread_counts.get(uuid, 0) + 1,
-                },
-            )
-        )
-
-    def _async_on_message(self, event: MessageEvent) -> None:
-        message = event.message
-        if message is None:
-            return
-        if event.name == "newMessage":
-            self._async_count_message(message)
-        if event.name == "newMessage":
-            if not self.ledger.is_new(message):
-                return  # already fired by a backfill
-            self.ledger.record(message)
-            if self._holding:
-                # A backfill is due: fire after it, so that events keep their order.
-                self._held_messages.append(message)
-                return
-        self._deliver(event.name, message, backfilled=False)
-
-    def _is_own(self, message: ChatMessage) -> bool:
-        return (
-            self.member is not None
-            and message.sender is not None
-            and message.sender.community_member_id == self.member.id
-        )
-
-    def _deliver(self, name: str, message: ChatMessage, *, backfilled: bool) -> None:
-        own = self._is_own(message)
-        if own and self.options.get(CONF_IGNORE_OWN, True):
-            return
-        kind, bus = MESSAGE_EVENTS[name]
-        room = self.rooms.get(message.chat_room_uuid or "")
-        payload: dict[str, Any] = {
-            "room_uuid": message.chat_room_uuid,
-            "room_name": self.data.room_name(message.chat_room_uuid),
-            "room_kind": message.chat_room_kind or (room.kind if room else None),
-            "message_id": message.id,
-            "sender_name": message.sender.name if message.sender else None,
-            "sender_id": message.sender.community_member_id if message.sender else None,
-            "sent_at": message.sent_at.isoformat() if message.sent_at else None,
-            "thread_id": message.chat_thread_id,
-            "parent_message_id": message.parent_message_id,
-            "own": own,
-            "backfilled": backfilled,
-        }
-        if self.options.get(CONF_INCLUDE_TEXT, True) and kind != "message_deleted":
-            payload["text"] = message.body
-        self._fire(kind, bus, payload)
-
-    async def async_backfill(self) -> None:
-        """Fire, once each and in order, the messages the cable missed, then the held ones."""
-        hours = float(self.options.get(CONF_BACKFILL_HOURS, DEFAULT_BACKFILL_HOURS))
-        rooms = list(self.rooms.values())
-        missed: list[ChatMessage] = []
-        if self.ledger.loaded_empty:
-            # First start ever: today's history is not news.
-            self.ledger.loaded_empty = False
-        elif hours > 0:
-            missed = await self.ledger.async_missed(
-                self.api, rooms, timedelta(hours=hours)
-            )
-        self.ledger.adopt(rooms)
-        backfilled = {m.id for m in missed if self.ledger.is_new(m)}
-        for message in missed:
-            if message.id in backfilled:
-                self.ledger.record(message)
-        self._async_release(sorted(missed, key=lambda m: m.id), backfilled)
-        if backfilled:
-            LOGGER.debug("Backfilled %s missed message(s)", len(backfilled))
-
-    @callback
-    def _async_release(
-        self,
-        missed: list[ChatMessage] | None = None,
-        backfilled: set[int] | None = None,
-        *,
-        thaw: bool = True,
-    ) -> None:
-        """Fire missed and held messages in id order; after a backfill, let last_seen move."""
-        self._cancel_hold_timer()
-        self._holding = False
-        held, self._held_messages = self._held_messages, []
-        batch = {m.id: m for m in (missed or []) if m.id in (backfilled or set())}
-        batch.update((m.id, m) for m in held)
-        if thaw:
-            self.ledger.thaw()
-        for message_id in sorted(batch):
-            self._deliver(
-                "newMessage",
-                batch[message_id],
-                backfilled=message_id in (backfilled or set()),
-            )
-
-    @callback
-    def _async_hold_expired(self, _now: datetime) -> None:
-        self._hold_unsub = None
-        if self._holding:
-            # Live messages wait no longer; last_seen stays at the gap until the backfill
-            # has run, so nothing missed is skipped (it will come, late, marked backfilled).
-            LOGGER.debug("Backfill not done in time; releasing held messages")
-            self._async_release(thaw=False)
-
-    @callback
-    def _cancel_hold_timer(self) -> None:
-        if self._hold_unsub is not None:
-            self._hold_unsub()
-            self._hold_unsub = None
-
-    def _fire(self, kind: str, bus_event: str, payload: dict[str, Any]) -> None:
-        self.hass.bus.async_fire(
-            bus_event,
-            {
-                "config_entry_id": self.config_entry.entry_id,
-                "device_id": self.device_id,
-                **payload,
-            },
-        )
-        for listener in tuple(self._activity_listeners):
-            listener(kind, bus_event, payload)
+def _verdict(err: CircleError) -> str:
+    return (
+        "not_eligible"
+        if isinstance(err, CircleNotEligibleError)
+        else "member_not_found"
+    )

@@ -26,7 +26,7 @@ async def async_get_config_entry_diagnostics(
 ) -> dict[str, Any]:
     """Return connection, subscriptions and counts; no token, email, name or room name."""
     coordinator = entry.runtime_data
-    cable = coordinator.cable
+    cable = getattr(coordinator, "cable", None)
     data = coordinator.data
     return {
         "entry": async_redact_data(
@@ -40,8 +40,10 @@ async def async_get_config_entry_diagnostics(
         "connection": {
             "state": coordinator.connection.state.value,
             "reason": coordinator.connection.reason,
-            "reconnects": cable.reconnects if cable else 0,
+            "reconnects": int(getattr(coordinator, "reconnects", 0)),
             "available": coordinator.available,
+            "synced": bool(getattr(coordinator, "synced", False)),
+            "sync_error": getattr(coordinator, "sync_error", None),
         },
         "subscriptions": [
             {"channel": sub.channel, "state": sub.state.value, "attempts": sub.attempts}
@@ -50,6 +52,8 @@ async def async_get_config_entry_diagnostics(
         "data": {
             "new_notifications_count": data.new_notifications_count if data else None,
             "unread_rooms": len(data.unread_rooms) if data else None,
+            "unread_messages": data.unread_messages if data else None,
             "rooms": len(coordinator.rooms),
+            "rooms_complete": bool(getattr(coordinator, "rooms_complete", False)),
         },
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
+from homeassistant.helpers.entity import EntityDescription
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN
@@ -14,12 +15,14 @@ class CircleEntity(CoordinatorEntity[CircleCoordinator]):
 
     _attr_has_entity_name = True
 
-    def __init__(self, coordinator: CircleCoordinator, key: str) -> None:
-        """Name comes from the translation key; unique per entry."""
+    def __init__(
+        self, coordinator: CircleCoordinator, description: EntityDescription
+    ) -> None:
+        """Name comes from the description's translation key; unique per entry."""
         super().__init__(coordinator)
         entry = coordinator.config_entry
-        self._attr_translation_key = key
-        self._attr_unique_id = f"{entry.unique_id}_{key}"
+        self.entity_description = description
+        self._attr_unique_id = f"{entry.unique_id}_{description.key}"
         member = coordinator.member
         self._attr_device_info = DeviceInfo(
             identifiers={(DOMAIN, entry.entry_id)},

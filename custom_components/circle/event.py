@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from homeassistant.components.event import EventEntity
+from homeassistant.components.event import EventEntity, EventEntityDescription
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
@@ -12,6 +12,17 @@ from .coordinator import CircleConfigEntry, CircleCoordinator
 from .entity import CircleEntity
 
 PARALLEL_UPDATES = 0
+
+CHAT_MESSAGE = EventEntityDescription(
+    key="chat_message",
+    translation_key="chat_message",
+    event_types=["new_message", "message_updated", "message_deleted"],
+)
+NOTIFICATION = EventEntityDescription(
+    key="notification",
+    translation_key="notification",
+    event_types=["new_notification"],
+)
 
 
 async def async_setup_entry(
@@ -51,18 +62,14 @@ class CircleActivityEvent(CircleEntity, EventEntity):
 class ChatMessageEvent(CircleActivityEvent):
     """New, edited and deleted chat messages."""
 
-    _attr_event_types = ["new_message", "message_updated", "message_deleted"]  # noqa: RUF012
-
     def __init__(self, coordinator: CircleCoordinator) -> None:
-        """Set the key."""
-        super().__init__(coordinator, "chat_message")
+        """Set the description."""
+        super().__init__(coordinator, CHAT_MESSAGE)
 
 
 class NotificationEvent(CircleActivityEvent):
     """New in-app notifications."""
 
-    _attr_event_types = ["new_notification"]  # noqa: RUF012
-
     def __init__(self, coordinator: CircleCoordinator) -> None:
-        """Set the key."""
-        super().__init__(coordinator, "notification")
+        """Set the description."""
+        super().__init__(coordinator, NOTIFICATION)

@@ -30,13 +30,15 @@ SERVICE_SEND_MESSAGE = "send_message"
 SERVICE_MARK_CHAT_READ = "mark_chat_read"
 SERVICE_MARK_NOTIFICATIONS_READ = "mark_notifications_read"
 
+MAX_MESSAGE_LENGTH = 10_000
+
 ENTRY_SCHEMA: dict[vol.Marker, Any] = {vol.Required(ATTR_CONFIG_ENTRY_ID): cv.string}
 SEND_MESSAGE_SCHEMA = vol.Schema(
     {
         **ENTRY_SCHEMA,
         vol.Required(ATTR_ROOM): cv.string,
         vol.Required(ATTR_MESSAGE): cv.string,
-        vol.Optional(ATTR_REPLY_TO): vol.Coerce(int),
+        vol.Optional(ATTR_REPLY_TO): vol.All(vol.Coerce(int), vol.Range(min=1)),
     }
 )
 MARK_CHAT_READ_SCHEMA = vol.Schema({**ENTRY_SCHEMA, vol.Optional(ATTR_ROOM): cv.string})
@@ -92,6 +94,15 @@ async def _send_message(call: ServiceCall) -> ServiceResponse:
     if not text:
         raise ServiceValidationError(
             translation_domain=DOMAIN, translation_key="empty_message"
+        )
+    if len(text) > MAX_MESSAGE_LENGTH:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="message_too_long",
+            translation_placeholders={
+                "length": str(len(text)),
+                "max": str(MAX_MESSAGE_LENGTH),
+            },
         )
     uuid = _room_uuid(coordinator, call.data[ATTR_ROOM])
     sent = await _circle(

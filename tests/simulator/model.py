@@ -435,7 +435,8 @@ class Community:
             "created_at": n.created_at,
             "read_at": n.read_at,
             "action": n.action,
-            "display_action": f"{n.actor_name} commented on {n.notifiable_title}",
+            # Circle's display_action is a verb phrase, not a sentence.
+            "display_action": "commented on",
             "notification_text_structure": [],
             "actor_name": n.actor_name,
             "actor_image": None,

@@ -44,6 +44,21 @@ MEMBER_CHANNELS = {
 }
 ROOM_CHANNEL = "Chats::RoomChannel"
 ENVELOPES = ("event_data", "type_data", "event_flat", "type_flat")
+# How a broadcast frame is built around the event (SimConfig.frame_shape), the event name under
+# SimConfig.name_key where the shape carries one:
+#   identifier_message   {"identifier", "message": <payload per SimConfig.envelope>} (Rails)
+#   identifier_data      {"identifier", <name_key>: event, "data": data}
+#   identifier_payload   {"identifier", "data": <payload per SimConfig.envelope>}
+#   identifier_flat      {"identifier", <name_key>: event, **data}
+#   channel_data         {"channel": <channel class>, <name_key>: event, "data": data} (Circle's sample)
+FRAME_SHAPES = (
+    "identifier_message",
+    "identifier_data",
+    "identifier_payload",
+    "identifier_flat",
+    "channel_data",
+)
+NAME_KEYS = ("event", "type", "event_type", "name")
 
 MSG_APP_TOKEN = "Your account could not be authenticated."
 MSG_NOT_ELIGIBLE = "Your community isn't eligible for headless API access. Please upgrade or contact support"
@@ -90,6 +105,12 @@ class SimConfig:
     room_params: tuple[str, ...] = ("chat_room_id", "id")
     latency: float = 0.0
     mint_not_found_status: int = 404
+    frame_shape: str = "identifier_message"
+    name_key: str = "event"
+    # The community's own domain: this server is the "Circle server" (app.circle.so) and
+    # refuses (421) any auth, member API or cable request whose Host names that domain, so a
+    # client that sends the app token to the community address fails loudly. Port ignored.
+    community_domain: str | None = "localhost"
 
 
 @dataclass
@@ -113,6 +134,8 @@ class Fault:
     count: int
     retry_after: str | None = None
     body: Any = None
+    raw: bytes | None = None  # sent as is (with `headers`), instead of a JSON `body`
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -143,6 +166,7 @@ class CircleSimulator:
         self.faults: list[Fault] = []
         self.connections: list[SimConnection] = []
         self.requests: list[dict[str, Any]] = []
+        self.misdirected = 0
         self.published: list[tuple[str, str, dict[str, Any]]] = []
         self.demo = demo
         self._runner: web.AppRunner | None = None
@@ -189,8 +213,17 @@ class CircleSimulator:
         assert server is not None
         self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"http://{host}:{self.port}"
+        if self.config.community_domain and _hostname(host) == (
+            self.config.community_domain.lower()
+        ):
+            self.config.community_domain = (
+                None  # served under that name: nothing to refuse
+            )
         if not self.config.allowed_origins:
             self.config.allowed_origins = {self.url}
+            if self.config.community_domain:
+                # The community address is the usual whitelisted Origin.
+                self.config.allowed_origins.add(self.community_url)
         self._spawn(self._pinger())
         if self.demo:
             self._spawn(self._demo())
@@ -219,6 +252,11 @@ class CircleSimulator:
     @property
     def origin(self) -> str:
         return self.url
+
+    @property
+    def community_url(self) -> str:
+        """The community's address (same socket, other Host): refused for API and cable."""
+        return f"http://{self.config.community_domain or 'localhost'}:{self.port}"
 
     @property
     def member_id(self) -> int:
@@ -305,17 +343,32 @@ class CircleSimulator:
         count: int = 1,
         retry_after: str | None = None,
         body: Any = None,
+        *,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
-        """Answer the next `count` calls to `target` with `status` (and `body`, if given)."""
-        self.faults.append(Fault(target, status, count, retry_after, body))
+        """Answer the next `count` calls to `target` with `status` (and `body`, if given).
+
+        `raw` sends those bytes as the body instead (Content-Type from `headers`, else JSON),
+        for hostile answers: non-UTF-8, HTML, truncated or deeply nested JSON; `headers` adds
+        any header (Location, Retry-After, ...).
+        """
+        self.faults.append(
+            Fault(target, status, count, retry_after, body, raw, dict(headers or {}))
+        )
 
     def _take_fault(self, targets: tuple[str, ...]) -> web.Response | None:
         for fault in self.faults:
             if fault.target in targets and fault.count > 0:
                 fault.count -= 1
-                headers = {}
+                headers = dict(fault.headers)
                 if fault.retry_after is not None:
                     headers["Retry-After"] = fault.retry_after
+                if fault.raw is not None:
+                    headers.setdefault("Content-Type", "application/json")
+                    return web.Response(
+                        body=fault.raw, status=fault.status, headers=headers
+                    )
                 body = fault.body
                 if body is None:
                     body = {
@@ -380,20 +433,60 @@ class CircleSimulator:
             await conn.ws.send_bytes(data)
 
     def publish(
-        self, stream: str, event: str, data: dict[str, Any], envelope: str | None = None
+        self,
+        stream: str,
+        event: str,
+        data: dict[str, Any],
+        envelope: str | None = None,
+        *,
+        frame_shape: str | None = None,
+        name_key: str | None = None,
     ) -> int:
-        """Broadcast an event to every connection subscribed to `stream`; returns how many."""
+        """Broadcast an event to every connection subscribed to `stream`; returns how many.
+
+        The frame is built per `frame_shape` and `name_key` (default: the config's).
+        """
         self.published.append((stream, event, data))
+        shape = frame_shape or self.config.frame_shape
+        key = name_key or self.config.name_key
+        if shape not in FRAME_SHAPES:
+            raise ValueError(f"unknown frame shape {shape}")
+        if key not in NAME_KEYS:
+            raise ValueError(f"unknown name key {key}")
         payload = self.envelope(event, data, envelope or self.config.envelope)
         sent = 0
         for conn in self.connections:
             for ident, subscribed in conn.subscriptions.items():
                 if subscribed == stream:
-                    self._enqueue(
-                        conn, json.dumps({"identifier": ident, "message": payload})
-                    )
+                    if shape == "identifier_message":
+                        frame = {"identifier": ident, "message": payload}
+                    else:
+                        frame = self.frame(ident, shape, key, event, data, payload)
+                    self._enqueue(conn, json.dumps(frame))
                     sent += 1
         return sent
+
+    @staticmethod
+    def frame(
+        ident: str,
+        shape: str,
+        name_key: str,
+        event: str,
+        data: dict[str, Any],
+        payload: dict[str, Any],
+    ) -> dict[str, Any]:
+        """A broadcast frame of another shape than Rails' {"identifier", "message"}."""
+        if shape == "identifier_data":
+            return {"identifier": ident, name_key: event, "data": data}
+        if shape == "identifier_payload":
+            return {"identifier": ident, "data": payload}
+        if shape == "identifier_flat":
+            return {**data, "identifier": ident, name_key: event}
+        try:
+            channel = json.loads(ident).get("channel")
+        except (ValueError, AttributeError):
+            channel = None
+        return {"channel": channel, name_key: event, "data": data}
 
     @staticmethod
     def envelope(event: str, data: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -414,6 +507,23 @@ class CircleSimulator:
         self, request: web.Request, handler: Any
     ) -> web.StreamResponse:
         if not request.path.startswith("/_sim/"):
+            domain = self.config.community_domain
+            if domain and _hostname(request.host) == domain.lower():
+                # Never log or keep the bearer: only that a request went to the wrong host.
+                self.misdirected += 1
+                self.requests.append(
+                    {
+                        "method": request.method,
+                        "path": request.path,
+                        "bearer": self.token_kind(_bearer(request)),
+                        "misdirected": True,
+                        "at": time.time(),
+                    }
+                )
+                return _error(
+                    421,
+                    "This server is the Circle server, not the community's domain.",
+                )
             token = _bearer(request)
             self.requests.append(
                 {
@@ -794,10 +904,12 @@ class CircleSimulator:
             if params.get("community_member_id") != conn.member_id:
                 return None
             return MEMBER_CHANNELS[channel](conn.member_id)
-        room_id = next(
-            (params[k] for k in self.config.room_params if k in params), None
-        )
-        room = self.community.rooms.get(room_id) if isinstance(room_id, int) else None
+        key = next((k for k in self.config.room_params if k in params), None)
+        value = params.get(key) if key is not None else None
+        if key == "chat_room_uuid":
+            room = self.community.room_by_uuid(value) if isinstance(value, str) else None
+        else:
+            room = self.community.rooms.get(value) if isinstance(value, int) else None
         if room is None or conn.member_id not in room.participants:
             return None
         return room_stream(room.id)
@@ -936,21 +1048,30 @@ class CircleSimulator:
         elif action == "revoke_app_token":
             self.rotate_app_token()
         elif action == "fault":
+            raw = body.get("raw")
             self.add_fault(
                 body["target"],
                 int(body["status"]),
                 int(body.get("count", 1)),
                 body.get("retry_after"),
+                body.get("body"),
+                raw=raw.encode("latin-1") if isinstance(raw, str) else None,
+                headers=body.get("headers"),
             )
         elif action == "frame":
             self.send_raw(fault_frame(body.get("kind", "raw"), body.get("data", "")))
         elif action == "inject":
-            result = self.publish(
-                body["stream"],
-                body["event"],
-                body.get("data", {}),
-                body.get("envelope"),
-            )
+            try:
+                result = self.publish(
+                    body["stream"],
+                    body["event"],
+                    body.get("data", {}),
+                    body.get("envelope"),
+                    frame_shape=body.get("frame_shape"),
+                    name_key=body.get("name_key"),
+                )
+            except ValueError as err:
+                return web.json_response({"error": str(err)}, status=400)
         elif action == "message":
             room = c.rooms.get(body.get("room_id")) or c.room_by_uuid(
                 body.get("room_uuid", "")
@@ -1025,6 +1146,14 @@ def fault_frame(kind: str, data: str) -> str:
     if kind == "malformed":
         return json.dumps({"identifier": 42, "message": None})
     return data
+
+
+def _hostname(host: str) -> str:
+    """The host name of a Host header, without the port ("[::1]:80" -> "::1")."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 def _bearer(request: web.Request) -> str | None:

@@ -7,16 +7,24 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from .errors import CircleApiError, CircleAuthenticationError, CircleRateLimitError
-from .http import DEFAULT_TIMEOUT, error_message, request_json
+from .errors import (
+    CircleApiError,
+    CircleAuthenticationError,
+    CircleInvalidInputError,
+    CircleRateLimitError,
+)
+from .http import DEFAULT_TIMEOUT, clamp_retry_after, error_message, request_json
 from .models import (
     ChatMessage,
     ChatRoom,
     Member,
     MessagePage,
     SentMessage,
+    as_count,
+    as_id,
     parse_datetime,
     plain_to_rich_text,
+    valid_room_key,
 )
 
 if TYPE_CHECKING:
@@ -27,6 +35,13 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 
 API_PREFIX = "/api/headless/v1"
+
+
+def _room_path(uuid: Any) -> str:
+    """Check a room uuid before it goes into a URL path (^[A-Za-z0-9-]{1,64}$)."""
+    if type(uuid) is not str or not valid_room_key(uuid):
+        raise CircleInvalidInputError("Invalid chat room uuid")
+    return uuid
 
 
 class CircleMemberApi:
@@ -78,7 +93,9 @@ class CircleMemberApi:
                     timeout=self._timeout,
                 )
             except CircleRateLimitError as err:
-                self._blocked_until = time.monotonic() + err.retry_after
+                self._blocked_until = time.monotonic() + clamp_retry_after(
+                    err.retry_after
+                )
                 raise
             if status == 401:
                 message = error_message(body)
@@ -109,7 +126,8 @@ class CircleMemberApi:
         count = (
             body.get("new_notifications_count") if isinstance(body, Mapping) else None
         )
-        if not isinstance(count, int):
+        count = as_count(count)
+        if count is None:
             raise CircleApiError("Circle's notification count answer has no count")
         return count
 
@@ -130,7 +148,8 @@ class CircleMemberApi:
         uuids: list[str] = []
         for item in rooms:
             if isinstance(item, str):
-                uuids.append(item)
+                if valid_room_key(item):
+                    uuids.append(item)
             elif (room := ChatRoom.from_json(item)) is not None:
                 uuids.append(room.uuid)
         return uuids
@@ -139,7 +158,9 @@ class CircleMemberApi:
         """Ids of the threads with unread replies."""
         body = await self._request("GET", "/chat_threads/unread_chat_threads")
         ids = body.get("chat_thread_ids") if isinstance(body, Mapping) else None
-        return [i for i in ids if isinstance(i, int)] if isinstance(ids, list) else []
+        if not isinstance(ids, list):
+            return []
+        return [i for item in ids if (i := as_id(item)) is not None]
 
     async def async_get_chat_rooms(
         self, *, per_page: int = 100, max_pages: int = 10
@@ -162,7 +183,8 @@ class CircleMemberApi:
 
     async def async_get_chat_room(self, uuid: str) -> ChatRoom:
         """One chat room."""
-        room = ChatRoom.from_json(await self._request("GET", f"/messages/{uuid}"))
+        path = f"/messages/{_room_path(uuid)}"
+        room = ChatRoom.from_json(await self._request("GET", path))
         if room is None:
             raise CircleApiError("Circle's chat room answer has no uuid")
         return room
@@ -180,11 +202,12 @@ class CircleMemberApi:
             "previous_per_page": previous,
             "next_per_page": following,
         }
+        path = f"/messages/{_room_path(uuid)}/chat_room_messages"
         if around_id is not None:
+            if as_id(around_id) is None:
+                raise CircleInvalidInputError("Invalid message id")
             params["id"] = around_id
-        body = await self._request(
-            "GET", f"/messages/{uuid}/chat_room_messages", params=params
-        )
+        body = await self._request("GET", path, params=params)
         if not isinstance(body, Mapping) or not isinstance(body.get("records"), list):
             raise CircleApiError("Circle's messages answer has no records")
         messages = [
@@ -198,25 +221,24 @@ class CircleMemberApi:
             messages=messages,
             has_previous_page=bool(body.get("has_previous_page")),
             has_next_page=bool(body.get("has_next_page")),
-            first_id=body.get("first_id")
-            if isinstance(body.get("first_id"), int)
-            else None,
-            last_id=body.get("last_id")
-            if isinstance(body.get("last_id"), int)
-            else None,
+            first_id=as_id(body.get("first_id")),
+            last_id=as_id(body.get("last_id")),
         )
 
     async def async_mark_chat_room_read(self, uuid: str) -> None:
         """Mark every message of a room read."""
-        await self._request("POST", f"/messages/{uuid}/mark_all_as_read")
+        await self._request("POST", f"/messages/{_room_path(uuid)}/mark_all_as_read")
 
     async def async_send_message(
         self, uuid: str, text: str, *, parent_message_id: int | None = None
     ) -> SentMessage:
         """Send plain text; Circle creates the message asynchronously."""
+        path = f"/messages/{_room_path(uuid)}/chat_room_messages"
+        if parent_message_id is not None and as_id(parent_message_id) is None:
+            raise CircleInvalidInputError("Invalid parent message id")
         body = await self._request(
             "POST",
-            f"/messages/{uuid}/chat_room_messages",
+            path,
             json_body={
                 "rich_text_body": plain_to_rich_text(text),
                 "parent_message_id": parent_message_id,
@@ -224,10 +246,10 @@ class CircleMemberApi:
         )
         answer = body if isinstance(body, Mapping) else {}
         creation = answer.get("creation_uuid")
-        parent = answer.get("parent_message_id")
+        parent = as_id(answer.get("parent_message_id"))
         return SentMessage(
             chat_room_uuid=uuid,
-            creation_uuid=creation if isinstance(creation, str) else None,
-            parent_message_id=parent if isinstance(parent, int) else parent_message_id,
+            creation_uuid=creation[:64] if isinstance(creation, str) else None,
+            parent_message_id=parent if parent is not None else parent_message_id,
             sent_at=parse_datetime(answer.get("sent_at")),
         )

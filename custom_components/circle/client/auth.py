@@ -14,18 +14,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 import json
 import logging
-from typing import TYPE_CHECKING, Any, Protocol
+import time
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from .errors import (
     CircleApiError,
     CircleAuthenticationError,
+    CircleConnectionError,
     CircleError,
     CircleMemberNotFoundError,
     CircleNotEligibleError,
     CircleRateLimitError,
 )
 from .http import DEFAULT_TIMEOUT, error_message, request_json
-from .models import parse_datetime
+from .models import as_id, parse_datetime
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -41,6 +43,14 @@ REVOKE_REFRESH_PATH = "/api/v1/headless/refresh_token/revoke"
 
 DEFAULT_REFRESH_MARGIN = timedelta(minutes=5)
 DEFAULT_REMINT_MARGIN = timedelta(days=1)
+# Never renew proactively sooner than this after the last renewal; when fresh tokens are
+# already due (a clock ahead of Circle's, a garbage expiry), the spacing doubles up to the cap.
+MIN_REFRESH_INTERVAL: Final = 30.0
+MAX_REFRESH_SPACING: Final = 1800.0
+# However long a token claims to live, check again after this long.
+MAX_REFRESH_WAIT: Final = 12 * 3600.0
+DEFAULT_ACCESS_LIFETIME: Final = timedelta(hours=1)
+ERROR_RETRY_DELAY: Final = 60.0
 # Which bearer the refresh call wants is unconfirmed: the app token (Circle's Node SDK) or the
 # refresh token itself (a third-party SDK). Try both, remember what worked.
 REFRESH_BEARERS = ("app_token", "refresh_token")
@@ -50,10 +60,12 @@ def decode_jwt_claims(token: str) -> dict[str, Any]:
     """Read a JWT's payload without checking its signature (only for expiry and member id)."""
     try:
         payload = token.split(".")[1]
+        if len(payload) > 8192:
+            return {}
         decoded = json.loads(
             base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
         )
-    except (IndexError, ValueError):
+    except (IndexError, ValueError, RecursionError, TypeError):
         return {}
     return decoded if isinstance(decoded, dict) else {}
 
@@ -78,11 +90,12 @@ class TokenSet:
         if not isinstance(access, str) or not access:
             raise CircleApiError("Circle's token answer has no access token")
         claims = decode_jwt_claims(access)
+        # Out-of-range or junk expiries count as missing (parse_datetime never raises).
         expires = parse_datetime(body.get("access_token_expires_at"))
-        if expires is None and isinstance(claims.get("exp"), (int, float)):
-            expires = datetime.fromtimestamp(claims["exp"], UTC)
         if expires is None:
-            expires = datetime.now(UTC) + timedelta(hours=1)
+            expires = parse_datetime(claims.get("exp"))
+        if expires is None:
+            expires = datetime.now(UTC) + DEFAULT_ACCESS_LIFETIME
         refresh = body.get("refresh_token")
         if not isinstance(refresh, str) or not refresh:
             if previous is None:
@@ -91,18 +104,22 @@ class TokenSet:
         refresh_expires = parse_datetime(body.get("refresh_token_expires_at"))
         if refresh_expires is None and previous is not None:
             refresh_expires = previous.refresh_token_expires_at
-        member_id = body.get("community_member_id", claims.get("community_member_id"))
-        community_id = body.get("community_id", claims.get("community_id"))
+        member_id = as_id(body.get("community_member_id"))
+        if member_id is None:
+            member_id = as_id(claims.get("community_member_id"))
+        community_id = as_id(body.get("community_id"))
+        if community_id is None:
+            community_id = as_id(claims.get("community_id"))
         return cls(
             access_token=access,
             refresh_token=refresh,
             access_token_expires_at=expires,
             refresh_token_expires_at=refresh_expires,
             community_member_id=member_id
-            if isinstance(member_id, int)
+            if member_id is not None
             else (previous.community_member_id if previous else None),
             community_id=community_id
-            if isinstance(community_id, int)
+            if community_id is not None
             else (previous.community_id if previous else None),
         )
 
@@ -146,8 +163,13 @@ class CircleAuth:
         refresh_margin: timedelta = DEFAULT_REFRESH_MARGIN,
         remint_margin: timedelta = DEFAULT_REMINT_MARGIN,
         request_timeout: float = DEFAULT_TIMEOUT,
+        min_refresh_interval: float = MIN_REFRESH_INTERVAL,
     ) -> None:
-        """Identify the member by id or email; stored tokens are reused while valid."""
+        """Identify the member by id or email; stored tokens are reused while valid.
+
+        `min_refresh_interval` spaces proactive renewals (at least this long after the last
+        one); a token the server refused (`async_invalidate`) is renewed regardless.
+        """
         if member_id is None and not email:
             raise ValueError("A member id or an email is required")
         self._session = session
@@ -162,6 +184,10 @@ class CircleAuth:
         self._timeout = request_timeout
         self._lock = asyncio.Lock()
         self._refresh_bearer = REFRESH_BEARERS[0]
+        self._min_interval = min_refresh_interval
+        self._spacing = min_refresh_interval
+        self._last_renewal: float | None = None  # monotonic
+        self._was_early = False
 
     def __repr__(self) -> str:
         """Show who, never a secret."""
@@ -185,11 +211,25 @@ class CircleAuth:
         return self._member_id
 
     def seconds_until_refresh(self) -> float:
-        """How long the current access token stays usable before it should be refreshed."""
+        """How long until the access token should be renewed proactively (0: now).
+
+        Never less than the spacing since the last renewal: an expiry already inside the
+        margin (or in the past) means "renew now, then wait", never a loop.
+        """
         if self._tokens is None:
             return 0.0
-        due = self._tokens.access_token_expires_at - self._refresh_margin
-        return max(0.0, (due - datetime.now(UTC)).total_seconds())
+        try:
+            due = (
+                self._tokens.access_token_expires_at
+                - self._refresh_margin
+                - datetime.now(UTC)
+            ).total_seconds()
+        except OverflowError:
+            due = 0.0
+        due = min(due, MAX_REFRESH_WAIT)
+        if self._last_renewal is not None:
+            due = max(due, self._last_renewal + self._spacing - time.monotonic())
+        return max(0.0, due)
 
     def _needs_refresh(self) -> bool:
         return self.seconds_until_refresh() <= 0
@@ -228,6 +268,21 @@ class CircleAuth:
 
     def _store(self, tokens: TokenSet) -> TokenSet:
         self._tokens = tokens
+        self._last_renewal = time.monotonic()
+        try:
+            early = (
+                tokens.access_token_expires_at - self._refresh_margin
+                <= datetime.now(UTC)
+            )
+        except OverflowError:
+            early = True
+        # A fresh token already due: renew again only after a growing pause.
+        self._spacing = (
+            min(self._spacing * 2, MAX_REFRESH_SPACING)
+            if early and self._was_early
+            else self._min_interval
+        )
+        self._was_early = early
         if tokens.community_member_id is not None and self._member_id is None:
             self._member_id = tokens.community_member_id
         if self.on_tokens is not None:
@@ -238,28 +293,31 @@ class CircleAuth:
         return tokens
 
     async def async_run_refresher(self, stop: asyncio.Event) -> None:
-        """Refresh ahead of expiry until `stop` is set, even when no call needs a token."""
+        """Refresh ahead of expiry until `stop` is set, even when no call needs a token.
+
+        Every pass waits: at least 1 s, and after a renewal at least the renewal spacing.
+        """
         while not stop.is_set():
             delay = self.seconds_until_refresh()
-            if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
-                continue
-            try:
-                await self.async_get_access_token()
-            except (
-                CircleAuthenticationError,
-                CircleNotEligibleError,
-                CircleMemberNotFoundError,
-            ):
-                return  # the cable and the member API report it to the owner
-            except CircleRateLimitError as err:
-                delay = err.retry_after
-            except CircleError as err:
-                _LOGGER.debug("Token refresh failed, retrying in a minute: %s", err)
-                delay = 60.0
+            if delay <= 0:
+                try:
+                    await self.async_get_access_token()
+                except (
+                    CircleAuthenticationError,
+                    CircleNotEligibleError,
+                    CircleMemberNotFoundError,
+                ):
+                    return  # the cable and the member API report it to the owner
+                except CircleRateLimitError as err:
+                    _LOGGER.debug("Token refresh rate limited: %s", err)
+                    delay = err.retry_after
+                except CircleError as err:
+                    _LOGGER.debug("Token refresh failed, retrying in a minute: %s", err)
+                    delay = max(ERROR_RETRY_DELAY, _err_delay(err))
+                else:
+                    delay = self.seconds_until_refresh()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
+                await asyncio.wait_for(stop.wait(), max(delay, 1.0))
 
     async def async_mint(self) -> TokenSet:
         """Mint a new token set for the member with the app token (does not store it)."""
@@ -291,9 +349,16 @@ class CircleAuth:
             raise CircleNotEligibleError(
                 f"The community has no headless API access (403: {message or 'forbidden'})"
             )
-        if status in (404, 422):
+        if status == 404:
             raise CircleMemberNotFoundError(
-                f"Circle found no such community member ({status}: {message or 'not found'})"
+                f"Circle found no such community member (404: {message or 'not found'})"
+            )
+        if status == 422:
+            # Circle's specification: "error creating the token, contact support". Temporary.
+            _LOGGER.debug("Minting a token failed with 422; will retry: %s", message)
+            raise CircleConnectionError(
+                f"Circle could not create a token (422: {message or 'server error'}); "
+                "retrying later"
             )
         raise CircleApiError(f"Minting a token failed ({status}: {message})", status)
 
@@ -360,6 +425,12 @@ class CircleAuth:
                     status,
                     error_message(answer),
                 )
+
+
+def _err_delay(err: CircleError) -> float:
+    """Return the delay a temporary error asks for (Retry-After, clamped), else 0."""
+    delay = getattr(err, "retry_after", None)
+    return float(delay) if isinstance(delay, (int, float)) else 0.0
 
 
 class AccessTokenProvider(Protocol):

@@ -11,7 +11,15 @@ class CircleError(Exception):
 
 
 class CircleConnectionError(CircleError):
-    """Circle could not be reached, timed out or answered with a server error."""
+    """Circle could not be reached, timed out or answered with a (temporary) server error.
+
+    `retry_after` is Circle's Retry-After (clamped to [1 s, 1 h]) when it sent one, else None.
+    """
+
+    def __init__(self, message: str = "", retry_after: float | None = None) -> None:
+        """Keep Circle's suggested delay, if any."""
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class CircleAuthenticationError(CircleError):
@@ -23,7 +31,11 @@ class CircleNotEligibleError(CircleError):
 
 
 class CircleMemberNotFoundError(CircleError):
-    """No community member matches the configured id or email (HTTP 404 or 422)."""
+    """No community member matches the configured id or email (HTTP 404).
+
+    A 422 from the mint call is a server error ("contact support"): it raises
+    `CircleConnectionError`, so callers retry with backoff.
+    """
 
 
 class CircleRateLimitError(CircleError):
@@ -42,3 +54,7 @@ class CircleApiError(CircleError):
         """Keep the HTTP status for callers that branch on it."""
         super().__init__(message)
         self.status = status
+
+
+class CircleInvalidInputError(CircleApiError, ValueError):
+    """A value refused before any request: e.g. a room uuid that may not go into a URL path."""

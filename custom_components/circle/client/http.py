@@ -1,4 +1,9 @@
-"""One place that turns Circle's HTTP answers into typed errors."""
+"""One place that turns Circle's HTTP answers into typed errors.
+
+Hostile answers are expected: redirects are never followed (the request carries a token),
+bodies are read as bytes and decoded with replacement, JSON nested deeper than
+`MAX_JSON_DEPTH` or larger than `MAX_BODY_BYTES` is refused, and `Retry-After` is clamped.
+"""
 
 from __future__ import annotations
 
@@ -6,43 +11,156 @@ import asyncio
 from collections.abc import Mapping
 import email.utils
 import json
+import logging
+import math
+import re
 import time
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 from yarl import URL
 
-from .errors import CircleConnectionError, CircleRateLimitError
+from .errors import CircleApiError, CircleConnectionError, CircleRateLimitError
+
+_LOGGER = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_RETRY_AFTER = 60.0
+MIN_RETRY_AFTER: Final = 1.0
+MAX_RETRY_AFTER: Final = 3600.0
+MAX_BODY_BYTES: Final = 8 * 1024 * 1024
+MAX_JSON_DEPTH: Final = 64
+MAX_MESSAGE_CHARS: Final = 200
+_MIN_SECRET_LEN: Final = 8
+_UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_SAFE_HOST = re.compile(r"[^A-Za-z0-9.:\[\]-]")
+
+
+def clamp_retry_after(seconds: float) -> float:
+    """Clamp a delay to [1 s, 1 h]: nan and infinity give 1 h, zero or less gives 1 s."""
+    if math.isnan(seconds) or seconds > MAX_RETRY_AFTER:
+        return MAX_RETRY_AFTER
+    return max(MIN_RETRY_AFTER, seconds)
 
 
 def retry_after_seconds(
     value: str | None, default: float = DEFAULT_RETRY_AFTER
 ) -> float:
-    """Parse Retry-After (delta seconds or HTTP date); Circle suggests 60 s when absent."""
-    if not value:
-        return default
-    value = value.strip()
+    """Parse Retry-After (delta seconds or HTTP date), clamped to [1 s, 1 h].
+
+    Circle suggests 60 s when it sends none (`default`, clamped too); junk also gives `default`.
+    """
+    if not value or not isinstance(value, str):
+        return clamp_retry_after(default)
+    value = value.strip()[:64]
     try:
-        return max(0.0, float(value))
+        return clamp_retry_after(float(value))
     except ValueError:
         pass
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return default
-    return max(0.0, when.timestamp() - time.time())
+        delta = when.timestamp() - time.time()
+    except (TypeError, ValueError, OverflowError, IndexError, OSError):
+        return clamp_retry_after(default)
+    return clamp_retry_after(delta)
+
+
+def sanitize_text(value: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """Cut server text to `limit` characters without control characters (for messages and logs)."""
+    return _UNSAFE_TEXT.sub(" ", value[:limit]).strip()
 
 
 def error_message(body: Any) -> str:
-    """Circle's error text ({"success": false, "message": ...}), or "" when there is none."""
+    """Circle's error text ({"success": false, "message": ...}), or "" when there is none.
+
+    Cut to 200 characters without control characters: it goes into exceptions and logs.
+    """
     if isinstance(body, Mapping):
         message = body.get("message") or body.get("error")
         if isinstance(message, str):
-            return message
+            return sanitize_text(message)
     return ""
+
+
+def json_depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Tell whether a parsed JSON value nests deeper than `limit` (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def parse_json_body(raw: bytes) -> tuple[Any, str | None]:
+    """Decode and parse a body: (value, None), or (None, why it was refused).
+
+    An empty or non-JSON body is (None, None): the caller decides whether that is an error.
+    """
+    if not raw:
+        return None, None
+    text = raw.decode("utf-8-sig", errors="replace")
+    # Nesting cannot exceed the number of brackets: skip the walk for ordinary answers.
+    deep = text.count("[") + text.count("{") > MAX_JSON_DEPTH
+    try:
+        body = json.loads(text)
+    except RecursionError:
+        return None, "nested too deeply"
+    except ValueError:
+        return None, None
+    if deep and json_depth_exceeds(body):
+        return None, "nested too deeply"
+    return body, None
+
+
+def _secrets_of(headers: Mapping[str, str], json_body: Any) -> list[str]:
+    found: list[str] = []
+    auth = headers.get("Authorization", "")
+    if auth.lower().startswith("bearer "):
+        found.append(auth[7:].strip())
+    if isinstance(json_body, Mapping):
+        found.extend(v for v in json_body.values() if isinstance(v, str))
+    return [s for s in found if len(s) >= _MIN_SECRET_LEN]
+
+
+def _redact(raw: bytes, secrets: list[str]) -> bytes:
+    for secret in secrets:
+        encoded = secret.encode()
+        if encoded in raw:
+            raw = raw.replace(encoded, b"<redacted>")
+    return raw
+
+
+async def _read_limited(response: aiohttp.ClientResponse) -> bytes | None:
+    """Read the body; None when it is larger than MAX_BODY_BYTES."""
+    length = response.content_length
+    if length is not None and length > MAX_BODY_BYTES:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _host(location: str | None) -> str:
+    if not location:
+        return "nowhere"
+    try:
+        host = URL(location).host
+    except (ValueError, TypeError):
+        return "an invalid address"
+    return _SAFE_HOST.sub("", host or "")[:100] or "a relative address"
 
 
 async def request_json(
@@ -55,38 +173,67 @@ async def request_json(
     params: Mapping[str, Any] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> tuple[int, Any]:
-    """Send one request; return (status, parsed body). Raise only for transport errors and 429."""
+    """Send one request; return (status, parsed body).
+
+    Raises CircleConnectionError for transport errors, timeouts, 5xx and redirects (never
+    followed: the request carries a token), CircleRateLimitError for 429, and CircleApiError
+    for a body that is too large or nested too deeply. Other statuses are the caller's.
+    A non-2xx body never carries back a secret that was sent with the request.
+    """
+    where = f"{method} {_path(url)}"
     try:
         async with asyncio.timeout(timeout):
             async with session.request(
-                method, url, headers=headers, json=json_body, params=params
+                method,
+                url,
+                headers=headers,
+                json=json_body,
+                params=params,
+                allow_redirects=False,
             ) as response:
-                text = await response.text()
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
+                location = response.headers.get("Location")
+                raw = await _read_limited(response)
     except TimeoutError as err:
+        raise CircleConnectionError(f"Timed out calling Circle ({where})") from err
+    except (aiohttp.ClientError, OSError, ValueError) as err:
+        # ValueError: an invalid URL or header; OSError: a socket error aiohttp let through.
         raise CircleConnectionError(
-            f"Timed out calling Circle ({method} {_path(url)})"
+            f"Cannot reach Circle ({where}): {type(err).__name__}"
         ) from err
-    except aiohttp.ClientError as err:
-        raise CircleConnectionError(
-            f"Cannot reach Circle ({method} {_path(url)}): {type(err).__name__}"
-        ) from err
-    try:
-        body: Any = json.loads(text) if text else None
-    except ValueError:
-        body = None
     if status == 429:
         delay = retry_after_seconds(retry_after)
+        _LOGGER.debug("Circle answered 429 (%s); retry in %.0f s", where, delay)
         raise CircleRateLimitError(
-            f"Circle rate limit reached ({method} {_path(url)}); retry in {delay:.0f} s",
-            delay,
+            f"Circle rate limit reached ({where}); retry in {delay:.0f} s", delay
         )
     if status >= 500:
-        raise CircleConnectionError(f"Circle answered {status} ({method} {_path(url)})")
+        _LOGGER.debug("Circle answered %s (%s)", status, where)
+        raise CircleConnectionError(
+            f"Circle answered {status} ({where})",
+            retry_after_seconds(retry_after) if retry_after else None,
+        )
+    if 300 <= status < 400:
+        raise CircleConnectionError(
+            f"Circle answered {status} ({where}) with a redirect to {_host(location)}, "
+            "which is not followed: check the Circle server address"
+        )
+    if raw is None:
+        raise CircleApiError(f"Circle's answer is too large ({where})", status)
+    if not 200 <= status < 300:
+        raw = _redact(raw, _secrets_of(headers, json_body))
+    body, refused = parse_json_body(raw)
+    if refused is not None and 200 <= status < 300:
+        raise CircleApiError(f"Circle's answer is {refused} ({where})", status)
+    if status < 200:
+        raise CircleApiError(f"Circle answered {status} ({where})", status)
     return status, body
 
 
 def _path(url: str) -> str:
     # Only the path: never a query string.
-    return URL(url).path
+    try:
+        return URL(url).path
+    except (ValueError, TypeError):
+        return "?"

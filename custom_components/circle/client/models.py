@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+import re
+from typing import Any, Final
 
 
 class Channel(StrEnum):
@@ -41,20 +42,52 @@ class EventName(StrEnum):
 
 
 MAX_RICH_TEXT_DEPTH = 32
+INT_LIMIT: Final = 2**63
+MAX_KEY_LENGTH: Final = 64
+# Dates outside this window are junk (or would overflow date arithmetic): treated as missing.
+MIN_DATETIME: Final = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_DATETIME: Final = datetime(2200, 1, 1, tzinfo=UTC)
+_ROOM_KEY: Final = re.compile(r"[A-Za-z0-9-]{1,64}")
 
 
 def _as_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if (
-        isinstance(value, str)
-        and len(value) < 20
-        and value.strip().lstrip("-").isdigit()
-    ):
-        return int(value)
+    """Parse a positive id: 0 < n < 2**63, from an int or a string of ASCII digits; never a bool."""
+    if type(value) is int:
+        return value if 0 < value < INT_LIMIT else None
+    if type(value) is str and 0 < len(value) < 24:
+        value = value.strip()
+        if value.isascii() and value.isdigit() and len(value) < 20:
+            number = int(value)
+            return number if 0 < number < INT_LIMIT else None
     return None
+
+
+def as_id(value: Any) -> int | None:
+    """Public name of the id parser: 0 < n < 2**63, never a bool, never raises."""
+    return _as_int(value)
+
+
+def as_count(value: Any) -> int | None:
+    """Parse a count: 0 <= n < 2**63 (never a bool); None otherwise."""
+    if type(value) is int and 0 <= value < INT_LIMIT:
+        return value
+    if type(value) is str and value.strip() == "0":
+        return 0
+    return _as_int(value)
+
+
+def valid_room_key(value: Any) -> bool:
+    """Tell whether a room id or uuid may go into a URL path: ^[A-Za-z0-9-]{1,64}$.
+
+    A positive int (0 < n < 2**63) is also valid.
+    """
+    if type(value) is str:
+        return _ROOM_KEY.fullmatch(value) is not None
+    return type(value) is int and 0 < value < INT_LIMIT
+
+
+def _as_room_key(value: Any) -> str | None:
+    return value if type(value) is str and _ROOM_KEY.fullmatch(value) else None
 
 
 def _as_str(value: Any) -> str | None:
@@ -67,24 +100,33 @@ def _as_str(value: Any) -> str | None:
     return None
 
 
+def _cut(value: str | None, limit: int = 255) -> str | None:
+    return value[:limit] if value is not None else None
+
+
 def _as_map(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
 def parse_datetime(value: Any) -> datetime | None:
-    """Parse Circle's ISO-8601 timestamps ("2024-03-20T16:54:47.274Z") or epoch seconds."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        try:
-            return datetime.fromtimestamp(value, UTC)
-        except (OverflowError, OSError, ValueError):
-            return None
-    if not isinstance(value, str) or not value:
-        return None
+    """Parse Circle's ISO-8601 timestamps ("2024-03-20T16:54:47.274Z") or epoch seconds.
+
+    Never raises: junk, and dates outside 1970..2200 (or that cannot be represented), give None.
+    """
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            parsed = datetime.fromtimestamp(value, UTC)
+        elif isinstance(value, str) and 0 < len(value) <= 64:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+        else:
+            return None
+        if not MIN_DATETIME <= parsed < MAX_DATETIME:
+            return None
+    except (OverflowError, OSError, ValueError, TypeError):
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed
 
 
 def rich_text_to_plain(rich: Any) -> str:
@@ -172,7 +214,7 @@ class ChatMessage:
             body = rich_text_to_plain(data.get("rich_text_body"))
         return cls(
             id=message_id,
-            chat_room_uuid=_as_str(data.get("chat_room_uuid")),
+            chat_room_uuid=_as_room_key(data.get("chat_room_uuid")),
             chat_room_kind=_as_str(data.get("chat_room_kind")),
             body=body,
             sender=Sender.from_json(data.get("sender")),
@@ -203,16 +245,16 @@ class ChatRoom:
         record = _as_map(data)
         if isinstance(record.get("chat_room"), Mapping):
             record = record["chat_room"]
-        uuid = _as_str(record.get("uuid") or record.get("chat_room_uuid"))
-        if not uuid:
-            return None
+        uuid = _as_room_key(_as_str(record.get("uuid") or record.get("chat_room_uuid")))
+        if uuid is None:
+            return None  # missing, or not safe to put into a URL path
         last = _as_map(record.get("last_message"))
         return cls(
             id=_as_int(record.get("id")),
             uuid=uuid,
-            name=_as_str(record.get("chat_room_name") or record.get("name")),
+            name=_cut(_as_str(record.get("chat_room_name") or record.get("name"))),
             kind=_as_str(record.get("chat_room_kind") or record.get("kind")),
-            unread_messages_count=_as_int(record.get("unread_messages_count")) or 0,
+            unread_messages_count=as_count(record.get("unread_messages_count")) or 0,
             last_message_id=_as_int(last.get("id")),
             raw=record,
         )
@@ -253,6 +295,47 @@ class Notification:
             created_at=parse_datetime(record.get("created_at")),
             raw=record,
         )
+
+    @property
+    def summary(self) -> str:
+        """A human line from actor, action and title, e.g. "Ada commented on Welcome post".
+
+        Circle's `display_action` is only a verb ("commented on"): the actor and the title are
+        added around it, unless it already reads as a whole sentence.
+        """
+        actor = _clean(self.actor_name)
+        title = _clean(self.notifiable_title)
+        verb = _clean(self.text) or _verb(self.action)
+        if actor and verb.startswith(actor):
+            actor = ""  # display_action is already a sentence
+        if title and title in verb:
+            title = ""
+        line = " ".join(part for part in (actor, verb, title) if part)
+        return line[:255] or "New notification"
+
+
+_VERBS: Final = {
+    "comment": "commented on",
+    "reply": "replied to",
+    "like": "liked",
+    "mention": "mentioned you in",
+    "post": "posted",
+    "new_post": "posted",
+    "follow": "followed",
+    "event": "posted an event",
+    "rsvp": "RSVPed to",
+}
+
+
+def _clean(value: str | None) -> str:
+    return " ".join(value.split())[:200] if value else ""
+
+
+def _verb(action: str | None) -> str:
+    if not action:
+        return ""
+    key = action.strip().lower()
+    return _VERBS.get(key) or _clean(key.replace("_", " "))
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,10 +468,7 @@ class NotificationCountEvent(CableEvent):
     @property
     def count(self) -> int:
         """The new badge count; 0 when missing or invalid."""
-        count = self.data.get("new_notifications_count", 0)
-        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-            return 0
-        return count
+        return as_count(self.data.get("new_notifications_count")) or 0
 
 
 class NewNotificationEvent(CableEvent):
@@ -415,8 +495,7 @@ class ChatRoomEvent(CableEvent):
     @property
     def chat_room_uuid(self) -> str | None:
         """The room's uuid (chatRoomRead, chatRoomDeleted, chatRoomUpdated, chatRoomCreated)."""
-        uuid = self.data.get("chat_room_uuid") or self.data.get("uuid")
-        return uuid if isinstance(uuid, str) else None
+        return _as_room_key(self.data.get("chat_room_uuid") or self.data.get("uuid"))
 
     @property
     def chat_room_id(self) -> int | None:

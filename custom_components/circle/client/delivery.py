@@ -1,0 +1,904 @@
+"""The delivery core: every chat message once and in order, counts equal to Circle's.
+
+Sans-IO: inputs are method calls that carry the current (monotonic) time, outputs pile up in
+`outbox` for a driver to carry out (REST reads to start, messages to hand over, state to
+show, the ledger to save). No sockets, no tasks, no clock of its own, so every order of events
+can be tried in a test, with a fake clock.
+
+The promise, and how it is kept:
+- A message is handed over at most once: ids handed over recently are remembered, and the
+  ledger remembers, per room, the highest id up to which everything was handed over (the
+  watermark) plus the ids above it that were handed over already.
+- The watermark moves only in the same step that hands the messages up to it over; a resync
+  that is abandoned (drop, late confirmation, stop) or fails leaves it where it was.
+- After each (re)connect, once every subscription was answered, the counts are read again
+  and each room whose last message is newer than its watermark is read back; live messages
+  wait (at most `hold_max`) so that each room's messages are handed over in id order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from enum import StrEnum
+import logging
+from typing import Any, Final
+
+from .models import (
+    CableEvent,
+    ChatMessage,
+    ChatRoom,
+    ChatRoomEvent,
+    MessageEvent,
+    NewNotificationEvent,
+    NotificationCountEvent,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+LEDGER_VERSION: Final = 2
+RECENT_KEYS: Final = 4096
+MAX_DELIVERED_ABOVE: Final = 512
+NEW_MESSAGE: Final = "newMessage"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryConfig:
+    """Timing and bounds of the core; seconds unless said otherwise."""
+
+    backfill_window: timedelta | None = timedelta(hours=24)  # None or 0: no backfill
+    per_room: int = 100
+    hold_max: float = 10.0
+    grace: float = 60.0
+    resync_initial: float = 1.0
+    resync_max: float = 300.0
+    max_rereads: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadState:
+    """What the badges show."""
+
+    new_notifications_count: int = 0
+    unread_rooms: frozenset[str] = frozenset()
+    room_names: Mapping[str, str] = field(default_factory=dict)
+    unread_counts: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def unread_messages(self) -> int:
+        """Unread messages across all rooms."""
+        return sum(self.unread_counts.values())
+
+    def room_name(self, uuid: str | None) -> str | None:
+        """Name of a room, if known."""
+        return self.room_names.get(uuid) if uuid else None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncStatus:
+    """Connection and sync health, for availability and the connection sensor."""
+
+    connected: bool = False
+    available: bool = True
+    synced: bool = False
+    reason: str | None = "not_started"
+    sync_error: str | None = None
+    auth_failed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The REST read of the counts and rooms; `complete` when every page was read."""
+
+    new_notifications_count: int
+    unread_room_uuids: frozenset[str]
+    rooms: tuple[ChatRoom, ...]
+    complete: bool = True
+
+
+class FailureKind(StrEnum):
+    """How a REST read failed, as far as the core cares."""
+
+    TEMPORARY = "temporary"
+    RATE_LIMITED = "rate_limited"
+    AUTH = "auth"
+
+
+# --- outputs --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FetchSnapshot:
+    """Read the counts, the unread rooms and the room list; answer with `snapshot_read`."""
+
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class FetchMessages:
+    """Read the latest `count` messages of a room; answer with `messages_read`."""
+
+    request_id: int
+    room_uuid: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class CancelFetches:
+    """Every read in flight is moot: cancel them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """Hand a message event over (`name`: newMessage, updatedMessage, deletedMessage)."""
+
+    name: str
+    message: ChatMessage
+    backfilled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverNotification:
+    """Hand a new notification over."""
+
+    event: NewNotificationEvent
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    """The unread state changed."""
+
+    state: UnreadState
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChanged:
+    """Connection or sync health changed."""
+
+    status: SyncStatus
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerChanged:
+    """The ledger changed: save `ledger.as_dict()` (now or a little later)."""
+
+
+type Output = (
+    FetchSnapshot
+    | FetchMessages
+    | CancelFetches
+    | Deliver
+    | DeliverNotification
+    | StateChanged
+    | StatusChanged
+    | LedgerChanged
+)
+
+
+# --- the ledger -----------------------------------------------------------------------------
+
+
+class Ledger:
+    """Per room: the watermark and the ids above it already handed over. Persisted."""
+
+    __slots__ = ("delivered", "initialized", "watermarks")
+
+    def __init__(self) -> None:
+        """Start empty: nothing seen yet."""
+        self.initialized = False
+        self.watermarks: dict[str, int] = {}
+        self.delivered: dict[str, set[int]] = {}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Ledger | None:
+        """Restore a saved ledger; None when the data is unusable."""
+        if not isinstance(data, Mapping):
+            return None
+        rooms = data.get("rooms")
+        if not isinstance(rooms, Mapping):
+            return None
+        ledger = cls()
+        ledger.initialized = True
+        for uuid, mark in rooms.items():
+            if isinstance(uuid, str) and _valid_id(mark):
+                ledger.watermarks[uuid] = mark
+        delivered = data.get("delivered")
+        if isinstance(delivered, Mapping):
+            for uuid, ids in delivered.items():
+                if isinstance(uuid, str) and isinstance(ids, list):
+                    kept = {i for i in ids if _valid_id(i)}
+                    if kept:
+                        ledger.delivered[uuid] = kept
+        return ledger
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return what to persist."""
+        return {
+            "version": LEDGER_VERSION,
+            "rooms": dict(self.watermarks),
+            "delivered": {
+                uuid: sorted(ids) for uuid, ids in self.delivered.items() if ids
+            },
+        }
+
+    def handed_over(self, uuid: str, message_id: int) -> bool:
+        """Whether a top-level message of this room was handed over (or skipped) before."""
+        mark = self.watermarks.get(uuid)
+        if mark is not None and message_id <= mark:
+            return True
+        ids = self.delivered.get(uuid)
+        return ids is not None and message_id in ids
+
+    def record_above(self, uuid: str, message_id: int) -> None:
+        """Remember a message handed over beyond the watermark (its room has a gap)."""
+        ids = self.delivered.setdefault(uuid, set())
+        ids.add(message_id)
+        if len(ids) > MAX_DELIVERED_ABOVE:
+            ids.discard(min(ids))
+
+    def advance(self, uuid: str, mark: int) -> None:
+        """Everything up to `mark` was handed over (or deliberately skipped)."""
+        if mark > self.watermarks.get(uuid, 0) or uuid not in self.watermarks:
+            self.watermarks[uuid] = mark
+        ids = self.delivered.get(uuid)
+        if ids:
+            kept = {i for i in ids if i > self.watermarks[uuid]}
+            if kept:
+                self.delivered[uuid] = kept
+            else:
+                del self.delivered[uuid]
+
+    def forget(self, uuid: str) -> None:
+        """Drop a room that is gone."""
+        self.watermarks.pop(uuid, None)
+        self.delivered.pop(uuid, None)
+
+
+def _valid_id(value: Any) -> bool:
+    return type(value) is int and 0 <= value < 2**63
+
+
+# --- the core -------------------------------------------------------------------------------
+
+
+class Phase(StrEnum):
+    """Where the core is."""
+
+    DISCONNECTED = "disconnected"
+    SUBSCRIBING = "subscribing"  # connected, some subscription not answered yet
+    SYNCING = "syncing"  # the REST reads of this connection are in flight or retrying
+    LIVE = "live"
+    AUTH_FAILED = "auth_failed"
+    STOPPED = "stopped"
+
+
+@dataclass(slots=True)
+class _Held:
+    seq: int
+    name: str
+    message: ChatMessage
+
+
+@dataclass(slots=True)
+class _Resync:
+    """One attempt at reading the truth back after a (re)connect."""
+
+    snapshot_id: int
+    rereads: int = 0
+    pushed: bool = False
+    snapshot: Snapshot | None = None
+    pages: dict[int, str] = field(default_factory=dict)  # request id -> room uuid
+    results: dict[str, list[ChatMessage] | None] = field(default_factory=dict)
+    error: str | None = None
+
+
+class DeliveryCore:
+    """The state machine of one member's delivery. Not thread-safe; one driver feeds it."""
+
+    def __init__(
+        self,
+        member_id: int | None,
+        config: DeliveryConfig | None = None,
+        *,
+        ledger: Ledger | None = None,
+        ledger_lost: bool = False,
+        state: UnreadState | None = None,
+        rooms: Iterable[ChatRoom] = (),
+    ) -> None:
+        """Start disconnected, with the saved ledger (None on a first start)."""
+        self.member_id = member_id
+        self.config = config or DeliveryConfig()
+        self.ledger = ledger or Ledger()
+        if ledger is None and ledger_lost:
+            # The store was initialised once and is gone now: do not take today's history
+            # as already seen; read back what fits in the window instead.
+            _LOGGER.warning(
+                "The record of delivered Circle messages was lost; messages of the last "
+                "%s are fetched again and may repeat",
+                self.config.backfill_window,
+            )
+            self.ledger.initialized = True
+        self.outbox: list[Output] = []
+        self.phase = Phase.DISCONNECTED
+        self.state = state or UnreadState()
+        self.rooms: dict[str, ChatRoom] = {room.uuid: room for room in rooms}
+        self.status = SyncStatus()
+        self.resyncs = 0
+        self.failures = 0
+        self._counted: dict[str, int] = {
+            room.uuid: room.last_message_id or 0 for room in self.rooms.values()
+        }
+        self._subs: dict[str, str] = {}  # identifier -> pending, confirmed, ...
+        self._synced_rooms: set[str] = set()
+        self._held: list[_Held] = []
+        self._holding = True
+        self._seq = 0
+        self._recent: dict[Any, None] = {}
+        self._resync: _Resync | None = None
+        self._next_request = 0
+        self._retry_delay = self.config.resync_initial
+        self._hold_until: float | None = None
+        self._grace_until: float | None = None
+        self._retry_at: float | None = None
+
+    # --- inputs: connection -------------------------------------------------------------
+
+    def connected(self, now: float, subscriptions: Iterable[str]) -> None:
+        """Take a welcome: these subscriptions were (re)sent."""
+        if self.phase in (Phase.AUTH_FAILED, Phase.STOPPED):
+            return
+        self._abandon_resync()
+        self._subs = dict.fromkeys(subscriptions, "pending")
+        self._synced_rooms.clear()
+        self._holding = True
+        if self._hold_until is None:
+            self._hold_until = now + self.config.hold_max
+        self._grace_until = None
+        self.phase = Phase.SUBSCRIBING
+        self._set_status(
+            connected=True, available=True, synced=False, reason=None, sync_error=None
+        )
+        self._maybe_resync()
+
+    def disconnected(self, now: float, reason: str | None) -> None:
+        """Take a lost socket: a gap starts here."""
+        if self.phase in (Phase.AUTH_FAILED, Phase.STOPPED):
+            return
+        self._abandon_resync()
+        self._synced_rooms.clear()
+        self._holding = True
+        self.phase = Phase.DISCONNECTED
+        if self._grace_until is None and self.status.available:
+            self._grace_until = now + self.config.grace
+        self._set_status(connected=False, synced=False, reason=reason)
+
+    def subscription(self, now: float, identifier: str, state: str) -> None:
+        """Take what the server said to a subscription: pending, confirmed, rejected, unanswered.
+
+        The resync starts once none is pending (a rejected or unanswered one must not stop
+        it); a confirmation that comes later starts it again, since nothing broadcast before
+        a confirmation reached us.
+        """
+        if self.phase not in (Phase.SUBSCRIBING, Phase.SYNCING, Phase.LIVE):
+            return
+        was = self._subs.get(identifier)
+        if was == state:
+            return
+        self._subs[identifier] = state
+        if state == "pending":
+            return
+        if self.phase is Phase.SUBSCRIBING:
+            self._maybe_resync()
+        elif state == "confirmed" and self._all_answered():
+            self._begin_resync()
+
+    def auth_failed(self, reason: str) -> None:
+        """Take a definite authentication verdict: stop everything until reconfigured."""
+        if self.phase is Phase.STOPPED:
+            return
+        self._abandon_resync()
+        self.phase = Phase.AUTH_FAILED
+        self._hold_until = self._grace_until = self._retry_at = None
+        self._set_status(
+            connected=False,
+            available=False,
+            synced=False,
+            reason=reason,
+            auth_failed=True,
+        )
+
+    def stop(self) -> None:
+        """Stop for good; outputs after this are moot."""
+        self._abandon_resync()
+        self.phase = Phase.STOPPED
+        self._hold_until = self._grace_until = self._retry_at = None
+
+    # --- inputs: time ---------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """When `tick` must be called next (None: nothing timed)."""
+        deadlines = [
+            t
+            for t in (self._hold_until, self._grace_until, self._retry_at)
+            if t is not None
+        ]
+        return min(deadlines) if deadlines else None
+
+    def tick(self, now: float) -> None:
+        """Let timers fire."""
+        if self._grace_until is not None and now >= self._grace_until:
+            self._grace_until = None
+            if not self.status.connected:
+                self._set_status(available=False)
+        if self._hold_until is not None and now >= self._hold_until:
+            self._hold_until = None
+            if self._holding:
+                # Live messages wait no longer; the watermark stays at the gap until the
+                # backfill has run, so nothing missed is skipped (it comes late).
+                _LOGGER.debug("Backfill not done in time; releasing held messages")
+                self._holding = False
+                self._release([])
+        if self._retry_at is not None and now >= self._retry_at:
+            self._retry_at = None
+            if self.phase is Phase.SYNCING and self._resync is None:
+                self._start_resync()
+
+    # --- inputs: cable events -------------------------------------------------------------
+
+    def event(self, event: CableEvent) -> None:
+        """Take an event from the cable."""
+        if self.phase in (Phase.AUTH_FAILED, Phase.STOPPED):
+            return
+        if self._resync is not None:
+            self._resync.pushed = True
+        kind = type(event)
+        if kind is MessageEvent:
+            assert isinstance(event, MessageEvent)
+            if (message := event.message) is not None:
+                self._on_message(event.name, message)
+        elif kind is NotificationCountEvent:
+            assert isinstance(event, NotificationCountEvent)
+            if event.count != self.state.new_notifications_count:
+                self._set_state(
+                    replace(self.state, new_notifications_count=event.count)
+                )
+        elif kind is NewNotificationEvent:
+            assert isinstance(event, NewNotificationEvent)
+            notification_id = event.notification.id
+            if notification_id is None or self._remember(("n", notification_id)):
+                self.outbox.append(DeliverNotification(event))
+        elif kind is ChatRoomEvent:
+            assert isinstance(event, ChatRoomEvent)
+            self._on_room_event(event)
+
+    def rooms_read(self, uuids: Iterable[str]) -> None:
+        """Take rooms the member marked read from here (Circle's own event may follow)."""
+        state = self.state
+        read = set(uuids)
+        self._set_state(
+            replace(
+                state,
+                unread_rooms=state.unread_rooms - read,
+                unread_counts={
+                    uuid: 0 if uuid in read else count
+                    for uuid, count in state.unread_counts.items()
+                },
+            )
+        )
+
+    def notifications_read(self) -> None:
+        """Take a badge reset made from here."""
+        self._set_state(replace(self.state, new_notifications_count=0))
+
+    # --- inputs: REST answers -------------------------------------------------------------
+
+    def snapshot_read(self, now: float, request_id: int, snapshot: Snapshot) -> None:
+        """Take the answer to a FetchSnapshot."""
+        resync = self._resync
+        if resync is None or resync.snapshot_id != request_id:
+            return  # moot: an older resync
+        if resync.pushed and resync.rereads < self.config.max_rereads:
+            # A push landed while the answers were on their way; they may be older than it.
+            resync.rereads += 1
+            resync.pushed = False
+            resync.snapshot_id = self._request_id()
+            self.outbox.append(FetchSnapshot(resync.snapshot_id))
+            return
+        resync.snapshot = snapshot
+        self._apply_snapshot(snapshot)
+        window = self.config.backfill_window
+        backfill = window is not None and window > timedelta(0)
+        for room in snapshot.rooms:
+            mark = self.ledger.watermarks.get(room.uuid)
+            last = room.last_message_id
+            if mark is None and not self.ledger.initialized:
+                # First start: the history is not news.
+                self.ledger.advance(room.uuid, last or 0)
+                self._synced_rooms.add(room.uuid)
+            elif last is None or (mark is not None and last <= mark):
+                self._synced_rooms.add(room.uuid)
+            elif not backfill:
+                self.ledger.advance(room.uuid, last)
+                self._synced_rooms.add(room.uuid)
+            else:
+                page_id = self._request_id()
+                resync.pages[page_id] = room.uuid
+                self.outbox.append(
+                    FetchMessages(page_id, room.uuid, self.config.per_room)
+                )
+        if not self.ledger.initialized:
+            self.ledger.initialized = True
+        self.outbox.append(LedgerChanged())
+        self._maybe_finish(now)
+
+    def messages_read(
+        self, now: float, request_id: int, messages: list[ChatMessage]
+    ) -> None:
+        """Take the answer to a FetchMessages (in any order)."""
+        resync = self._resync
+        if resync is None or request_id not in resync.pages:
+            return
+        resync.results[resync.pages.pop(request_id)] = messages
+        self._maybe_finish(now)
+
+    def read_failed(
+        self,
+        now: float,
+        request_id: int,
+        kind: FailureKind,
+        reason: str,
+        retry_after: float | None = None,
+    ) -> None:
+        """Take the failure of a FetchSnapshot or FetchMessages."""
+        resync = self._resync
+        if resync is None:
+            return
+        if request_id in resync.pages and kind is FailureKind.TEMPORARY:
+            # One room could not be read back: the others go ahead, that one waits for
+            # the next resync with its watermark where it was.
+            resync.results[resync.pages.pop(request_id)] = None
+            resync.error = reason
+            self._maybe_finish(now)
+            return
+        if request_id != resync.snapshot_id and request_id not in resync.pages:
+            return
+        self._abandon_resync()
+        if kind is FailureKind.AUTH:
+            self.auth_failed(reason)
+            return
+        self._schedule_retry(now, reason, retry_after)
+
+    # --- internals: resync ----------------------------------------------------------------
+
+    def _request_id(self) -> int:
+        self._next_request += 1
+        return self._next_request
+
+    def _all_answered(self) -> bool:
+        return all(state != "pending" for state in self._subs.values())
+
+    def _maybe_resync(self) -> None:
+        if self.phase is Phase.SUBSCRIBING and self._all_answered():
+            self._begin_resync()
+
+    def _begin_resync(self) -> None:
+        self._abandon_resync()
+        self._retry_delay = self.config.resync_initial
+        self.phase = Phase.SYNCING
+        self._start_resync()
+
+    def _start_resync(self) -> None:
+        self.resyncs += 1
+        self._resync = _Resync(self._request_id())
+        self.outbox.append(FetchSnapshot(self._resync.snapshot_id))
+
+    def _abandon_resync(self) -> None:
+        if self._resync is not None:
+            self._resync = None
+            self.outbox.append(CancelFetches())
+        self._retry_at = None
+
+    def _schedule_retry(
+        self, now: float, reason: str, retry_after: float | None
+    ) -> None:
+        """Fast at first (1 s, doubling, at most resync_max), never before Retry-After."""
+        self.failures += 1
+        delay = self._retry_delay
+        self._retry_delay = min(self._retry_delay * 2, self.config.resync_max)
+        if retry_after is not None:
+            delay = max(delay, min(max(retry_after, 1.0), 3600.0))
+        self._retry_at = now + delay
+        _LOGGER.debug("Resync failed (%s); retrying in %.1f s", reason, delay)
+        self._set_status(synced=False, sync_error=reason)
+
+    def _maybe_finish(self, now: float) -> None:
+        """Once every room was read back: hand the missed and the held messages over."""
+        resync = self._resync
+        if resync is None or resync.snapshot is None or resync.pages:
+            return
+        self._resync = None
+        window = self.config.backfill_window or timedelta(0)
+        last_ids = {room.uuid: room.last_message_id for room in resync.snapshot.rooms}
+        fetched = [m for page in resync.results.values() if page for m in page]
+        stamps = [m.sent_at for m in fetched if m.sent_at is not None]
+        # The age window counts from Circle's newest message, not from our clock.
+        cutoff = max(stamps) - window if stamps else None
+        batch: list[tuple[int, int, str, ChatMessage, bool]] = []
+        marks: list[tuple[str, int]] = []
+        for uuid, page in resync.results.items():
+            if page is None:
+                continue
+            mark = self.ledger.watermarks.get(uuid, 0)
+            top = [
+                m
+                for m in page
+                if m.parent_message_id is None and m.chat_room_uuid in (None, uuid)
+            ]
+            newer = sorted((m for m in top if m.id > mark), key=lambda m: m.id)
+            skipped = 0
+            for message in newer:
+                if (
+                    cutoff is not None
+                    and message.sent_at is not None
+                    and message.sent_at < cutoff
+                ):
+                    skipped += 1
+                    continue
+                batch.append(
+                    (
+                        message.id,
+                        0,
+                        NEW_MESSAGE,
+                        message
+                        if message.chat_room_uuid
+                        else replace(message, chat_room_uuid=uuid),
+                        True,
+                    )
+                )
+            if skipped:
+                _LOGGER.info(
+                    "Skipped %s missed message(s) older than %s", skipped, window
+                )
+            if (
+                len(page) >= self.config.per_room
+                and top
+                and min(m.id for m in top) > mark > 0
+            ):
+                _LOGGER.info(
+                    "More than %s messages were missed in a room; the oldest are skipped",
+                    self.config.per_room,
+                )
+            # Everything up to here was read: handed over now, skipped, or gone.
+            marks.append(
+                (uuid, max(mark, last_ids.get(uuid) or 0, *(m.id for m in top)))
+            )
+            self._synced_rooms.add(uuid)
+        failed = [uuid for uuid, page in resync.results.items() if page is None]
+        self.phase = Phase.LIVE
+        self._holding = False
+        self._hold_until = None
+        self._release(batch, marks)
+        if failed:
+            # The rooms that could not be read back are tried again, the others are live.
+            self.phase = Phase.SYNCING
+            self._schedule_retry(now, resync.error or "backfill", None)
+        else:
+            self._retry_delay = self.config.resync_initial
+            self._set_status(synced=True, sync_error=None)
+
+    # --- internals: messages --------------------------------------------------------------
+
+    def _remember(self, key: Any) -> bool:
+        """Remember `key`; False when it was known already."""
+        recent = self._recent
+        if key in recent:
+            return False
+        recent[key] = None
+        if len(recent) > RECENT_KEYS:
+            self._recent = dict.fromkeys(list(recent)[len(recent) // 2 :])
+        return True
+
+    def _on_message(self, name: str, message: ChatMessage) -> None:
+        if name == NEW_MESSAGE:
+            self._count(message)
+            if message.id in self._recent:
+                return
+            uuid = message.chat_room_uuid
+            if (
+                uuid
+                and message.parent_message_id is None
+                and self.ledger.handed_over(uuid, message.id)
+            ):
+                return
+        elif not self._remember((name, message.id, message.edited_at)):
+            return
+        if self._holding:
+            self._seq += 1
+            self._held.append(_Held(self._seq, name, message))
+            if name == NEW_MESSAGE:
+                self._recent[message.id] = None  # held: a second copy is a duplicate
+            return
+        self._hand_over(name, message, backfilled=False)
+
+    def _hand_over(self, name: str, message: ChatMessage, *, backfilled: bool) -> None:
+        """Deliver, then move the ledger: a message handed over is never handed again."""
+        self.outbox.append(Deliver(name, message, backfilled))
+        if name != NEW_MESSAGE:
+            return
+        self._remember(message.id)
+        uuid = message.chat_room_uuid
+        if not uuid or message.parent_message_id is not None:
+            return
+        if self.phase is Phase.LIVE and uuid in self._synced_rooms:
+            self.ledger.advance(uuid, message.id)
+        else:
+            self.ledger.record_above(uuid, message.id)
+        self.outbox.append(LedgerChanged())
+
+    def _release(
+        self,
+        batch: list[tuple[int, int, str, ChatMessage, bool]],
+        marks: list[tuple[str, int]] = (),  # type: ignore[assignment]
+    ) -> None:
+        """Hand over the backfilled and the held messages, in id order (then arrival)."""
+        held, self._held = self._held, []
+        held_ids = {h.message.id for h in held if h.name == NEW_MESSAGE}
+        items = [item for item in batch if item[0] not in held_ids]
+        items.extend((h.message.id, h.seq, h.name, h.message, False) for h in held)
+        items.sort(key=lambda item: (item[0], item[1]))
+        ledger = self.ledger
+        for message_id, _seq, name, message, backfilled in items:
+            if (
+                backfilled
+                and message.chat_room_uuid
+                and ledger.handed_over(message.chat_room_uuid, message_id)
+            ) or (backfilled and message_id in self._recent):
+                continue
+            self._hand_over(name, message, backfilled=backfilled)
+        for uuid, mark in marks:
+            ledger.advance(uuid, mark)
+        if marks:
+            self.outbox.append(LedgerChanged())
+
+    # --- internals: unread state ----------------------------------------------------------
+
+    def _is_own(self, message: ChatMessage) -> bool:
+        sender = message.sender
+        return (
+            self.member_id is not None
+            and sender is not None
+            and sender.community_member_id == self.member_id
+        )
+
+    def _count(self, message: ChatMessage) -> None:
+        uuid = message.chat_room_uuid
+        if not uuid:
+            return
+        state = self.state
+        if self._is_own(message):
+            # Writing in a room means having read it.
+            self._counted[uuid] = max(self._counted.get(uuid, 0), message.id)
+            if uuid in state.unread_rooms or state.unread_counts.get(uuid):
+                counts = dict(state.unread_counts)
+                if uuid in counts:
+                    counts[uuid] = 0
+                self._set_state(
+                    replace(
+                        state,
+                        unread_rooms=state.unread_rooms - {uuid},
+                        unread_counts=counts,
+                    )
+                )
+            return
+        if message.parent_message_id is not None:
+            return  # replies do not make a room unread
+        if message.id <= self._counted.get(uuid, 0):
+            return  # already in the counts read over REST
+        self._counted[uuid] = message.id
+        counts = dict(state.unread_counts)
+        if uuid in self.rooms:
+            counts[uuid] = counts.get(uuid, 0) + 1
+        self._set_state(
+            replace(
+                state, unread_rooms=state.unread_rooms | {uuid}, unread_counts=counts
+            )
+        )
+
+    def _on_room_event(self, event: ChatRoomEvent) -> None:
+        uuid = event.chat_room_uuid or (event.room.uuid if event.room else None)
+        if uuid is None:
+            return
+        state = self.state
+        unread, names = set(state.unread_rooms), dict(state.room_names)
+        counts = dict(state.unread_counts)
+        name = event.name
+        if name in ("chatRoomRead", "chatRoomDeleted"):
+            unread.discard(uuid)
+            if uuid in counts:
+                counts[uuid] = 0
+            if name == "chatRoomDeleted":
+                names.pop(uuid, None)
+                counts.pop(uuid, None)
+                self.rooms.pop(uuid, None)
+                self._counted.pop(uuid, None)
+                self._synced_rooms.discard(uuid)
+                self.ledger.forget(uuid)
+                self.outbox.append(LedgerChanged())
+        elif (room := event.room) is not None:
+            if room.name:
+                names[uuid] = room.name
+            if name == "chatRoomCreated" and uuid not in self.rooms:
+                self.rooms[uuid] = room
+                self._counted[uuid] = max(
+                    self._counted.get(uuid, 0), room.last_message_id or 0
+                )
+                counts[uuid] = room.unread_messages_count
+                if room.unread_messages_count > 0:
+                    unread.add(uuid)
+                if self.phase is Phase.LIVE and uuid not in self.ledger.watermarks:
+                    # Created while we listen: every message of it comes live.
+                    self.ledger.advance(uuid, room.last_message_id or 0)
+                    self._synced_rooms.add(uuid)
+                    self.outbox.append(LedgerChanged())
+            elif uuid in self.rooms and room.name:
+                self.rooms[uuid] = replace(self.rooms[uuid], name=room.name)
+        self._set_state(
+            replace(
+                state,
+                unread_rooms=frozenset(unread),
+                room_names=names,
+                unread_counts=counts,
+            )
+        )
+
+    def _apply_snapshot(self, snapshot: Snapshot) -> None:
+        listed = {room.uuid: room for room in snapshot.rooms}
+        rooms = dict(self.rooms) if not snapshot.complete else {}
+        rooms.update(listed)
+        if snapshot.complete:
+            for uuid in set(self.rooms) - set(listed):
+                self.ledger.forget(uuid)
+                self._counted.pop(uuid, None)
+        self.rooms = rooms
+        names = {
+            uuid: room.name or self.state.room_names.get(uuid) or ""
+            for uuid, room in rooms.items()
+        }
+        counts = {
+            uuid: (
+                room.unread_messages_count
+                if uuid in listed
+                else self.state.unread_counts.get(uuid, 0)
+            )
+            for uuid, room in rooms.items()
+        }
+        for uuid, room in listed.items():
+            # Live messages up to this id are already in the counts just read.
+            self._counted[uuid] = room.last_message_id or 0
+        self._set_state(
+            UnreadState(
+                new_notifications_count=snapshot.new_notifications_count,
+                unread_rooms=frozenset(snapshot.unread_room_uuids),
+                room_names=names,
+                unread_counts=counts,
+            )
+        )
+
+    # --- internals: outputs ---------------------------------------------------------------
+
+    def _set_state(self, state: UnreadState) -> None:
+        if state != self.state:
+            self.state = state
+            self.outbox.append(StateChanged(state))
+
+    def _set_status(self, **changes: Any) -> None:
+        status = replace(self.status, **changes)
+        if status != self.status:
+            self.status = status
+            self.outbox.append(StatusChanged(status))
+
+    def drain(self) -> list[Output]:
+        """Take the outputs so far."""
+        out, self.outbox = self.outbox, []
+        return out
