@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime, timedelta
 import logging
 import time
@@ -435,3 +436,161 @@ async def test_renewed_token_refused_too_is_an_auth_error(session, simulator) ->
     simulator.add_fault("rest", 401, count=2)
     with pytest.raises(CircleAuthenticationError, match="refused"):
         await api.async_get_member()
+
+
+# --- Timing guards (issue 11) ---------------------------------------------------------------
+
+
+def _refreshes(simulator) -> int:
+    return sum(
+        r["path"].endswith(("/refresh", "/auth_token")) for r in simulator.requests
+    )
+
+
+async def _run_refresher(auth: CircleAuth, seconds: float) -> None:
+    stop = asyncio.Event()
+    task = asyncio.get_running_loop().create_task(auth.async_run_refresher(stop))
+    await asyncio.sleep(seconds)
+    stop.set()
+    await asyncio.wait_for(task, 2)
+
+
+@pytest.mark.parametrize("ttl", [-3600.0, 0.0, 10.0])
+async def test_refresher_never_storms_on_an_expiry_already_due(
+    session, simulator, ttl, caplog
+) -> None:
+    """Expiry in the past or inside the margin (a clock ahead): renew now, then wait."""
+    caplog.set_level(logging.DEBUG)
+    simulator.config.access_ttl = ttl
+    auth, saved = make_auth(session, simulator)
+    await _run_refresher(auth, 0.5)
+    assert _refreshes(simulator) == 1  # the mint; then 30 s of quiet
+    assert len(saved) == 1
+    assert 29 <= auth.seconds_until_refresh() <= 30
+    assert "Traceback" not in caplog.text
+
+
+async def test_renewals_of_tokens_already_due_back_off(session, simulator) -> None:
+    simulator.config.access_ttl = -3600.0
+    auth, saved = make_auth(session, simulator, min_refresh_interval=0.1)
+    await _run_refresher(auth, 1.6)
+    # At least a second between passes, and the spacing doubles: a handful, not thousands.
+    assert 2 <= len(saved) <= 3
+    assert auth._spacing >= 0.2
+    auth._last_renewal = None
+    await auth.async_get_access_token()
+    assert auth.seconds_until_refresh() > 0  # spacing stays, however often it is asked
+
+
+async def test_a_token_refused_by_the_server_is_renewed_at_once(
+    session, simulator
+) -> None:
+    """The spacing is for proactive renewals: a rejected token is renewed regardless."""
+    auth, saved = make_auth(session, simulator)
+    first = await auth.async_get_access_token()
+    second = await auth.async_invalidate(first)
+    assert second != first and len(saved) == 2
+
+
+@pytest.mark.parametrize("retry_after", ["0", "Mon, 01 Jan 1990 00:00:00 GMT"])
+async def test_refresher_waits_at_least_a_second_after_429(
+    session, simulator, retry_after, caplog
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    auth, _ = make_auth(session, simulator, min_refresh_interval=0.0)
+    await auth.async_get_access_token()
+    auth._tokens = dataclasses.replace(
+        auth.tokens, access_token_expires_at=datetime.now(UTC)
+    )
+    simulator.add_fault("refresh", 429, count=100, retry_after=retry_after)
+    before = _refreshes(simulator)
+    await _run_refresher(auth, 1.5)
+    assert 1 <= _refreshes(simulator) - before <= 2
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+async def test_refresher_quiet_on_server_errors(session, simulator, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    auth, _ = make_auth(session, simulator, min_refresh_interval=0.0)
+    await auth.async_get_access_token()
+    auth._tokens = dataclasses.replace(
+        auth.tokens, access_token_expires_at=datetime.now(UTC)
+    )
+    simulator.add_fault("refresh", 503, count=100)
+    before = _refreshes(simulator)
+    await _run_refresher(auth, 0.5)
+    assert _refreshes(simulator) - before == 1  # then a minute's wait
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+async def test_mint_422_retries_like_a_server_error(session, simulator) -> None:
+    simulator.add_fault("mint", 422, count=1)
+    auth, _ = make_auth(session, simulator)
+    with pytest.raises(CircleConnectionError, match="422"):
+        await auth.async_get_access_token()
+    assert await auth.async_get_access_token()  # the next attempt works
+
+
+def _jwt(**claims) -> str:
+    import base64
+    import json
+
+    payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    return f"h.{payload}.s"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"access_token": _jwt(exp=1e20)},
+        {"access_token": _jwt(exp=-1e20)},
+        {"access_token": _jwt(exp=float("inf"))},
+        {"access_token": _jwt(exp=True)},
+        {"access_token": _jwt(exp="2024")},
+        {"access_token": _jwt(), "access_token_expires_at": "0001-01-01T00:00:00Z"},
+        {"access_token": _jwt(), "access_token_expires_at": "9999-12-31T23:59:59Z"},
+        {
+            "access_token": _jwt(),
+            "access_token_expires_at": "0001-01-01T00:00:00+01:00",
+        },
+        {"access_token": _jwt(), "access_token_expires_at": 1e300},
+        {"access_token": _jwt(), "access_token_expires_at": ["x"]},
+        {"access_token": "no-dots-at-all"},
+        {"access_token": "a." + "A" * 100_000 + ".b"},
+    ],
+)
+def test_token_parsing_never_raises_on_junk_expiry(fields) -> None:
+    tokens = TokenSet.from_response(
+        {"refresh_token": "r", "refresh_token_expires_at": "0001-01-01", **fields}
+    )
+    left = tokens.access_token_expires_at - datetime.now(UTC)
+    assert timedelta(minutes=59) < left <= timedelta(hours=1)
+    assert tokens.refresh_token_expires_at is None
+    assert TokenSet.from_dict(tokens.as_dict()) == tokens
+
+
+@pytest.mark.parametrize(
+    ("member", "expected"),
+    [
+        (7, 7),
+        ("7", 7),
+        (True, None),
+        ("--5", None),
+        (-1, None),
+        (2**63, None),
+        (0, None),
+    ],
+)
+def test_token_member_ids_are_positive_int64(member, expected) -> None:
+    tokens = TokenSet.from_response(
+        {
+            "access_token": _jwt(),
+            "refresh_token": "r",
+            "community_member_id": member,
+            "community_id": member,
+        }
+    )
+    assert tokens.community_member_id == expected
+    assert tokens.community_id == expected

@@ -628,3 +628,27 @@ async def test_options_flow_without_a_loaded_entry(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert entry.options["followed_rooms"] == ["123"]
     assert entry.options["ignore_own_messages"] is False
+
+
+async def test_reconfigure_while_a_reauth_is_pending(hass, simulator) -> None:
+    """Fixing the token through reconfigure works although a reauth flow is open."""
+    entry = loaded_entry(hass, simulator, app_token="stale")
+    reauth = await entry.start_reauth_flow(hass)
+    assert reauth["step_id"] == "reauth_confirm"
+    result = await entry.start_reconfigure_flow(hass)
+    result = await submit(
+        hass,
+        result["flow_id"],
+        reconfigure_input(simulator, app_token=simulator.app_token),
+    )
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+    # And the other way round: a reauth while a reconfigure form is open.
+    hass.config_entries.async_update_entry(
+        entry, data={**entry.data, "app_token": "stale"}
+    )
+    await entry.start_reconfigure_flow(hass)
+    result = await entry.start_reauth_flow(hass)
+    result = await submit(hass, result["flow_id"], {"app_token": simulator.app_token})
+    assert result["reason"] == "reauth_successful"
+    await hass.async_block_till_done()

@@ -15,9 +15,12 @@ import ast
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 import json
+import os
 from pathlib import Path
 import re
 import string
+import subprocess
+import sys
 from typing import Any
 
 from homeassistant.const import CONF_SELECTOR, Platform
@@ -32,9 +35,11 @@ from homeassistant.helpers.icon import convert_shorthand_service_icon
 from homeassistant.setup import async_setup_component
 from homeassistant.util.yaml import load_yaml_dict
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (  # type: ignore[import-untyped]
+    MockConfigEntry,
+)
 import voluptuous as vol
-import voluptuous_serialize
+import voluptuous_serialize  # type: ignore[import-untyped]
 
 from custom_components.circle.const import DOMAIN
 from tests.conftest import entry_data, wait_for
@@ -45,7 +50,10 @@ PLATFORMS = {platform.value for platform in Platform}
 
 
 def _en() -> dict[str, Any]:
-    return json.loads((INTEGRATION / "translations" / "en.json").read_text())
+    strings: dict[str, Any] = json.loads(
+        (INTEGRATION / "translations" / "en.json").read_text()
+    )
+    return strings
 
 
 def _leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -430,7 +438,7 @@ async def test_services_yaml_matches_the_registered_schemas(
     services = _services_yaml()
     assert set(registered) == set(services)
     for name, svc in registered.items():
-        assert svc.schema is not None
+        assert isinstance(svc.schema, vol.Schema)
         keys = {str(key) for key in svc.schema.schema}
         described = set((services[name] or {}).get("fields") or {})
         assert keys == described, name
@@ -707,27 +715,21 @@ class CodeReader:
         self, func: ast.FunctionDef | ast.AsyncFunctionDef, param: str, depth: int
     ) -> set[tuple[str, str]]:
         args = [*func.args.posonlyargs, *func.args.args]
-        defaults = (
-            dict(
-                zip(
-                    [a.arg for a in args][-len(func.args.defaults) :],
-                    func.args.defaults,
-                    strict=True,
-                )
-            )
-            if func.args.defaults
-            else {}
-        )
-        for arg, default in zip(
+        defaults: dict[str, ast.expr] = {}
+        if func.args.defaults:
+            names = [a.arg for a in args][-len(func.args.defaults) :]
+            defaults = dict(zip(names, func.args.defaults, strict=True))
+        for arg, kw_default in zip(
             func.args.kwonlyargs, func.args.kw_defaults, strict=True
         ):
-            if default is not None:
-                defaults[arg.arg] = default
-        if param in defaults and not (
-            isinstance(defaults[param], ast.Constant) and defaults[param].value is None
+            if kw_default is not None:
+                defaults[arg.arg] = kw_default
+        default = defaults.get(param)
+        if default is None or (
+            isinstance(default, ast.Constant) and default.value is None
         ):
-            return self.values(defaults[param], depth + 1)
-        return set()
+            return set()
+        return self.values(default, depth + 1)
 
     def _callers(
         self, func: ast.FunctionDef | ast.AsyncFunctionDef, cls: ast.ClassDef | None
@@ -757,11 +759,10 @@ class CodeReader:
 
 def _assignments(stmt: ast.AST) -> Iterator[tuple[ast.expr, ast.expr]]:
     """(target, value) pairs of an assignment, tuple unpacking included."""
+    pairs: list[tuple[ast.expr, ast.expr]]
     if isinstance(stmt, ast.Assign):
         pairs = [(t, stmt.value) for t in stmt.targets]
-    elif (isinstance(stmt, ast.AnnAssign) and stmt.value is not None) or isinstance(
-        stmt, ast.NamedExpr
-    ):
+    elif isinstance(stmt, ast.AnnAssign | ast.NamedExpr) and stmt.value is not None:
         pairs = [(stmt.target, stmt.value)]
     else:
         return
@@ -821,9 +822,12 @@ def read_code(package: Path = INTEGRATION) -> Code:
                         given,
                         reader.where(call),
                     )
-        elif key is not None and name == "async_create_issue":
+        elif key is not None and name in ("async_create_issue", "create_issue"):
             for value in strings(key):
                 need(f"issues.{value}.title", call)
+        elif key is not None and name == "DeviceInfo":
+            for value in strings(key):
+                need(f"device.{value}.name", call)
         elif key is not None and name.endswith("EntityDescription"):
             platform = module if module in PLATFORMS else None
             for value in strings(key):
@@ -855,9 +859,16 @@ def read_code(package: Path = INTEGRATION) -> Code:
         if module != flow_module:
             continue
         category = flow_category(call)
-        if name == "async_abort":
-            for value in strings(_keyword(call, "reason") or call.args[0]):
+        if name == "async_abort" and (
+            reason := _keyword(call, "reason") or next(iter(call.args), None)
+        ):
+            for value in strings(reason):
                 need(f"{category}.abort.{value}", call)
+        elif name == "async_show_progress" and (
+            action := _keyword(call, "progress_action")
+        ):
+            for value in strings(action):
+                need(f"{category}.progress.{value}", call)
         elif name == "_abort_if_unique_id_mismatch":
             reason = _keyword(call, "reason")
             for value in strings(reason) if reason else {"unique_id_mismatch"}:
@@ -879,7 +890,11 @@ def read_code(package: Path = INTEGRATION) -> Code:
                     need(f"config.abort.{source}_successful", call)
         elif name in ("async_show_form", "async_show_menu"):
             step_id = _keyword(call, "step_id")
-            steps = strings(step_id) if step_id is not None else {"init", "user"}
+            steps = (
+                strings(step_id)
+                if step_id is not None
+                else {method_name(call).removeprefix("async_step_")}
+            )
             given = _literal_keys(_keyword(call, "description_placeholders"))
             for step in steps:
                 need(f"{category}.step.{step}", call)
@@ -905,9 +920,9 @@ def read_code(package: Path = INTEGRATION) -> Code:
         for node in ast.walk(tree):
             # errors[...] = "..." in a flow.
             if reader.module[node] == flow_module:
-                for target, value in _assignments(node):
+                for target, assigned in _assignments(node):
                     if isinstance(target, ast.Subscript) and _is_errors(target.value):
-                        for text in strings(value):
+                        for text in strings(assigned):
                             need(f"{flow_category(node)}.error.{text}", node)
             # {"translation_domain": ..., "translation_key": ...} handed to an exception.
             if isinstance(node, ast.Dict):
@@ -920,7 +935,7 @@ def read_code(package: Path = INTEGRATION) -> Code:
                     for text in strings(keys["translation_key"]):
                         need(f"exceptions.{text}.message", node)
             # _attr_translation_key = ... in an entity class.
-            for target, value in _assignments(node):
+            for target, assigned in _assignments(node):
                 attr = (
                     target.attr
                     if isinstance(target, ast.Attribute)
@@ -928,14 +943,14 @@ def read_code(package: Path = INTEGRATION) -> Code:
                 )
                 if attr == "_attr_translation_key":
                     try:
-                        found = reader.values(value)
+                        found = reader.values(assigned)
                     except UnresolvedError:
                         continue  # e.g. entity_description.translation_key: read above
                     for text, where in found:
                         platform = where if where in PLATFORMS else "*"
                         need(f"entity.{platform}.{text}.name", node)
                 if attr == "_attr_event_types":
-                    code.event_types |= strings(value)
+                    code.event_types |= strings(assigned)
     return code
 
 
@@ -1046,46 +1061,89 @@ def _dig(tree: dict[str, Any], dotted: str) -> dict[str, Any]:
 
 
 def test_the_checker_finds_a_missing_key(tmp_path: Path) -> None:
-    """The reader really reads: a new error, abort, exception and issue are all found."""
+    """The reader really reads: each pattern of the integration yields its key."""
     package = tmp_path / "pkg"
     package.mkdir()
-    (package / "const.py").write_text('ISSUE_X = "new_issue"\n')
+    (package / "const.py").write_text(
+        'ISSUE_X = "new_issue"\nISSUE_Y = "mapped_issue"\n'
+    )
     (package / "config_flow.py").write_text(
+        'URL_ERRORS = {"a": {"bad": "url_bad"}}\n'
+        "def check(errors, field):\n"
+        '    errors.setdefault("base", URL_ERRORS[field]["bad"])\n'
         "class F(ConfigFlow):\n"
         "    async def async_step_user(self, user_input=None):\n"
         "        errors = {}\n"
         '        errors["base"] = "brand_new_error" if user_input else "other"\n'
+        "        await self.async_set_unique_id(user_input)\n"
         "        if errors:\n"
         '            return self.async_show_form(step_id="user", errors=errors)\n'
         '        return self.async_abort(reason="brand_new_abort")\n'
+        "    async def async_step_reauth_confirm(self, user_input=None):\n"
+        "        return self.async_update_reload_and_abort(self._get_reauth_entry())\n"
+        "class O(OptionsFlow):\n"
+        "    async def async_step_init(self, user_input=None):\n"
+        '        errors = {"base": "opt_error"}\n'
+        '        errors["base"] = "opt_error"\n'
+        "        return self.async_show_form(errors=errors)\n"
     )
     (package / "sensor.py").write_text(
+        "MAP = {1: ISSUE_Y}\n"
+        "def describe(err, fallback):\n"
+        "    key, extra = fallback, {}\n"
+        "    if err:\n"
+        '        key, extra = "special", {}\n'
+        '    return {"translation_domain": DOMAIN, "translation_key": key}\n'
         "def f(hass):\n"
         '    raise HomeAssistantError(translation_domain=DOMAIN, translation_key="new_exc")\n'
+        "def f2(err):\n"
+        '    raise HomeAssistantError(**describe(err, "fallback_exc"))\n'
         "def g(self, key):\n"
         "    ir.async_create_issue(hass, DOMAIN, key, translation_key=key)\n"
-        "def h(self):\n"
+        "def h(self, reason):\n"
         "    g(self, ISSUE_X)\n"
+        "    if issue := MAP.get(reason):\n"
+        "        g(self, issue)\n"
         'DESC = SensorEntityDescription(key="x", translation_key="new_sensor")\n'
+    )
+    (package / "event.py").write_text(
+        'DESC = EventEntityDescription(key="e", translation_key="ev", event_types=["t1"])\n'
     )
     found = read_code(package)
     assert not found.unresolved
     assert {
         "config.error.brand_new_error",
         "config.error.other",
+        "config.error.url_bad",
         "config.abort.brand_new_abort",
-        "exceptions.new_exc.message",
-        "issues.new_issue.title",
-        "entity.sensor.new_sensor.name",
+        "config.abort.already_in_progress",
+        "config.abort.reauth_successful",
         "config.step.user",
+        "options.step.init",
+        "options.error.opt_error",
+        "exceptions.new_exc.message",
+        "exceptions.special.message",
+        "exceptions.fallback_exc.message",
+        "issues.new_issue.title",
+        "issues.mapped_issue.title",
+        "entity.sensor.new_sensor.name",
+        "entity.event.ev.name",
     } <= set(found.required)
+    assert "config.abort.reconfigure_successful" not in found.required
+    assert found.event_types == {"t1"}
+
+    (package / "sensor.py").write_text(
+        "def f(hass, thing):\n"
+        "    raise HomeAssistantError(translation_domain=DOMAIN, translation_key=thing.key)\n"
+    )
+    assert read_code(package).unresolved, "a key the reader cannot follow must fail"
 
 
 # --- the same, at run time -----------------------------------------------------------------
 
 
 @pytest.fixture
-def _fast(cable_options) -> None:
+def _fast(cable_options: Any) -> None:
     """Fast cable timings."""
 
 
@@ -1118,7 +1176,7 @@ def _assert_form_translated(
 
 @pytest.mark.usefixtures("_fast")
 async def test_forms_and_entities_are_translated(
-    hass: HomeAssistant, simulator
+    hass: HomeAssistant, simulator: Any
 ) -> None:
     """Every form field, entity and event type Home Assistant shows has its string."""
     strings = _en()
@@ -1172,3 +1230,211 @@ async def test_forms_and_entities_are_translated(
             ), (entity.entity_id, option)
     assert platforms == set(strings["entity"]), "entity platforms in en.json"
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+# --- forward compatibility: importing the integration -------------------------------------
+
+_IMPORT_EVERYTHING = """
+import importlib, json, logging, pkgutil, warnings
+logs = []
+class Keep(logging.Handler):
+    def emit(self, record):
+        logs.append(record.getMessage())
+logging.getLogger().addHandler(Keep(logging.WARNING))
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import custom_components.circle as package
+    for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        importlib.import_module(module.name)
+print(json.dumps({
+    "warnings": [
+        f"{w.category.__name__} at {w.filename}:{w.lineno}: {w.message}"
+        for w in caught
+        if issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning, FutureWarning))
+    ],
+    "logs": logs,
+}))
+"""
+
+
+def test_modules_import_without_deprecations() -> None:
+    """A fresh interpreter imports every module: no deprecation from our code, none reported.
+
+    Runs with the Python of the suite, so `scripts/test --ha-next` checks the next release.
+    """
+    from tests._deprecation_gate import REPORTS, SOURCE
+
+    done = subprocess.run(
+        [sys.executable, "-c", _IMPORT_EVERYTHING],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    ours = [w for w in found["warnings"] if SOURCE in w]
+    reports = [line for line in found["logs"] if REPORTS.search(line)]
+    assert not ours and not reports, ours + reports
+
+
+# --- hassfest: dependencies.py and config_flow.py -----------------------------------------
+
+ALLOWED_USED_COMPONENTS = {
+    *PLATFORMS,
+    "alert",
+    "automation",
+    "conversation",
+    "default_config",
+    "device_automation",
+    "frontend",
+    "group",
+    "homeassistant",
+    "input_boolean",
+    "input_button",
+    "input_datetime",
+    "input_number",
+    "input_select",
+    "input_text",
+    "media_source",
+    "onboarding",
+    "panel_custom",
+    "persistent_notification",
+    "person",
+    "script",
+    "shopping_list",
+    "sun",
+    "system_health",
+    "system_log",
+    "timer",
+    "webhook",
+    "websocket_api",
+    "zone",
+}
+
+
+def _referenced_components() -> dict[str, str]:
+    """hassfest's ImportCollector: other integrations the code imports (outside TYPE_CHECKING)."""
+    found: dict[str, str] = {}
+
+    class Collector(ast.NodeVisitor):
+        def __init__(self, where: str) -> None:
+            self.where = where
+
+        def visit_If(self, node: ast.If) -> None:  # noqa: N802 - ast.NodeVisitor API
+            if not (
+                isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+            ):
+                self.generic_visit(node)
+
+        def visit_ImportFrom(self, node: ast.ImportFrom) -> None:  # noqa: N802
+            module = node.module or ""
+            if module.startswith("homeassistant.components."):
+                found.setdefault(module.split(".")[2], f"{self.where}:{node.lineno}")
+            elif module == "homeassistant.components":
+                for alias in node.names:
+                    found.setdefault(alias.name, f"{self.where}:{node.lineno}")
+
+        def visit_Import(self, node: ast.Import) -> None:  # noqa: N802
+            for alias in node.names:
+                if alias.name.startswith("homeassistant.components."):
+                    found.setdefault(
+                        alias.name.split(".")[2], f"{self.where}:{node.lineno}"
+                    )
+
+    for path in INTEGRATION.glob("**/*.py"):
+        Collector(str(path.relative_to(INTEGRATION))).visit(ast.parse(path.read_text()))
+    return found
+
+
+def test_used_components_are_dependencies() -> None:
+    """ "Using component X but it's not in 'dependencies' or 'after_dependencies'"."""
+    manifest = json.loads((INTEGRATION / "manifest.json").read_text())
+    allowed = (
+        ALLOWED_USED_COMPONENTS
+        | set(manifest.get("dependencies", []))
+        | set(manifest.get("after_dependencies", []))
+    )
+    undeclared = {
+        domain: where
+        for domain, where in _referenced_components().items()
+        if domain not in allowed
+        and domain != DOMAIN
+        and not (INTEGRATION / f"{domain}.py").is_file()  # a platform of it: ours
+    }
+    assert not undeclared, undeclared
+    deps = set(manifest.get("dependencies", []))
+    assert not deps & set(manifest.get("after_dependencies", []))
+
+
+def test_config_flow_module_matches_the_manifest() -> None:
+    """config_flow: true needs config_flow.py with a ConfigFlow for this domain."""
+    manifest = json.loads((INTEGRATION / "manifest.json").read_text())
+    tree = ast.parse((INTEGRATION / "config_flow.py").read_text())
+    flows = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef)
+        and any("ConfigFlow" in ast.unparse(base) for base in node.bases)
+        and any(kw.arg == "domain" for kw in node.keywords)
+    ]
+    assert manifest["config_flow"] is True and len(flows) == 1
+
+
+_PROBE = """
+import warnings
+from homeassistant.helpers import frame
+from tests._deprecation_gate import SOURCE
+
+def _as_integration(code):
+    return compile(code, SOURCE + "/probe.py", "exec")
+
+def test_warning():
+    exec(_as_integration("import warnings; warnings.warn('old', DeprecationWarning)"), {})
+
+async def test_report_usage(hass):
+    exec(_as_integration("frame.report_usage('uses an old API')"), {"frame": frame})
+
+def test_not_ours():
+    warnings.warn("someone else's", DeprecationWarning)
+"""
+
+
+def test_the_deprecation_gate_fails_the_run(tmp_path: Path) -> None:
+    """scripts/test --ha-next loads tests/_deprecation_gate.py: it fails on our deprecations."""
+    probe = tmp_path / "test_probe.py"
+    probe.write_text(_PROBE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COV_CORE")}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "tests._deprecation_gate",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:sugar",
+            "--rootdir",
+            str(ROOT),
+            "-c",
+            str(ROOT / "pyproject.toml"),
+            "-q",
+            "-rE",
+            str(probe),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    out = done.stdout
+    assert done.returncode == 1, out
+    assert "ERROR at teardown of test_warning " in out, out
+    assert "ERROR at teardown of test_report_usage " in out, out
+    assert "custom integration 'circle' uses an old API" in out, out
+    assert "of test_not_ours " not in out, out
+    assert re.search(r"3 passed.* 2 errors", out), out

@@ -12,10 +12,10 @@ from typing import Any
 
 from homeassistant import loader
 from homeassistant.core import HomeAssistant
+from homeassistant.util.yaml import load_yaml_dict
 from PIL import Image
 import pytest
 import voluptuous as vol
-import yaml
 
 from custom_components.circle.const import DOMAIN
 
@@ -94,7 +94,8 @@ async def test_home_assistant_loads_the_manifest(
     assert integration.config_flow is True
     assert integration.integration_type == "service"
     assert integration.iot_class == "cloud_push"
-    assert {k: integration.manifest[k] for k in _manifest()} == _manifest()
+    loaded: dict[str, Any] = dict(integration.manifest)
+    assert {k: loaded[k] for k in _manifest()} == _manifest()
     for platform in ("config_flow", "diagnostics", "sensor", "event", "binary_sensor"):
         assert integration.platforms_exists([platform]), platform
     assert not [
@@ -258,7 +259,7 @@ QUALITY_SCALE_SCHEMA = vol.Schema(
 
 
 def _rules() -> dict[str, Any]:
-    data = yaml.safe_load((INTEGRATION / "quality_scale.yaml").read_text())
+    data = load_yaml_dict(str(INTEGRATION / "quality_scale.yaml"))
     rules: dict[str, Any] = QUALITY_SCALE_SCHEMA(data)["rules"]
     return rules
 

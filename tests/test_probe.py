@@ -178,7 +178,7 @@ async def test_probe_reports_room_param_origin_and_envelope_fallbacks(
         ("chat_room_uuid", "confirmed"),
     ]
     shapes = {c["shape"]: c["routable"] for c in checks(out, "envelope")}
-    assert shapes == {"channel,data,event": True}
+    assert shapes == {"channel,data{},event": True}
     assert out[-1]["room_params"] == {str(room.id): "chat_room_uuid"}
 
 

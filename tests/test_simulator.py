@@ -259,6 +259,153 @@ async def test_control_api(session, simulator) -> None:
     assert state["unread_chat_rooms"] == [simulator.seeded["dm"].uuid]
 
 
+async def test_requests_to_the_community_domain_are_refused(session, simulator) -> None:
+    """The simulator is the Circle server: the app token must never go to the community."""
+    token = await _token(session, simulator)
+    community = simulator.community_url
+    assert community.startswith("http://localhost:")
+    for method, path, bearer in (
+        ("POST", "/api/v1/headless/auth_token", simulator.app_token),
+        ("PATCH", "/api/v1/headless/access_token/refresh", simulator.app_token),
+        ("GET", "/api/headless/v1/community_member", token),
+        ("GET", "/cable", token),
+    ):
+        # Same socket, other Host header: what a client configured with the community sends.
+        async with session.request(
+            method,
+            simulator.url + path,
+            headers={
+                "Host": f"LocalHost:{simulator.port}",
+                "Authorization": f"Bearer {bearer}",
+            },
+            json={"community_member_id": 42},
+        ) as resp:
+            assert resp.status == 421, path
+    # And through a real resolution of the community address.
+    async with session.get(
+        community + "/api/headless/v1/community_member",
+        headers={"Authorization": f"Bearer {token}"},
+    ) as resp:
+        assert resp.status == 421
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await session.ws_connect(
+            community.replace("http", "ws", 1) + "/cable",
+            headers={"Origin": community, "Authorization": f"Bearer {token}"},
+        )
+    assert info.value.status == 421
+    assert simulator.misdirected == 6
+    refused = [r for r in simulator.requests if r.get("misdirected")]
+    assert {r["bearer"] for r in refused} == {"app_token", "access_token"}
+    assert simulator.app_token not in json.dumps(simulator.requests)
+    # The community address is a whitelisted Origin on the server's own host.
+    async with session.ws_connect(
+        simulator.cable_url,
+        headers={"Origin": community, "Authorization": f"Bearer {token}"},
+    ) as ws:
+        assert (await _recv(ws))["type"] == "welcome"
+    # The control API stays reachable, and the check can be switched off.
+    simulator.config.community_domain = None
+    async with session.get(
+        community + "/api/headless/v1/community_member",
+        headers={"Authorization": f"Bearer {token}"},
+    ) as resp:
+        assert resp.status == 200
+
+
+@pytest.mark.parametrize(
+    ("shape", "name_key", "expected"),
+    [
+        (
+            "identifier_message",
+            "event",
+            {"identifier", "message"},
+        ),
+        ("identifier_data", "event", {"identifier", "event", "data"}),
+        ("identifier_data", "type", {"identifier", "type", "data"}),
+        ("identifier_data", "event_type", {"identifier", "event_type", "data"}),
+        ("identifier_data", "name", {"identifier", "name", "data"}),
+        ("identifier_payload", "event", {"identifier", "data"}),
+        ("channel_data", "event", {"channel", "event", "data"}),
+        ("channel_data", "type", {"channel", "type", "data"}),
+        ("identifier_flat", "event_type", None),
+    ],
+)
+async def test_broadcast_frame_shapes(
+    session, simulator, shape, name_key, expected
+) -> None:
+    """Each envelope shape a Circle server might use, on demand (config or control API)."""
+    from custom_components.circle.client.protocol import parse_payload, split_broadcast
+
+    token = await _token(session, simulator)
+    ident = '{"channel":"NotificationChannel","community_member_id":42}'
+    async with session.ws_connect(
+        simulator.cable_url,
+        headers={"Origin": simulator.origin, "Authorization": f"Bearer {token}"},
+    ) as ws:
+        await _recv(ws)
+        await ws.send_str(json.dumps({"command": "subscribe", "identifier": ident}))
+        assert (await _recv_non_ping(ws))["type"] == "confirm_subscription"
+        async with session.post(
+            f"{simulator.url}/_sim/inject",
+            json={
+                "stream": "notification-channel-42",
+                "event": "updateNewNotificationCount",
+                "data": {"new_notifications_count": 5},
+                "frame_shape": shape,
+                "name_key": name_key,
+            },
+        ) as resp:
+            assert (await resp.json())["result"] == 1
+        frame = await _recv_non_ping(ws)
+        if expected is not None:
+            assert set(frame) == expected
+        else:
+            assert frame[name_key] == "updateNewNotificationCount"
+            assert frame["new_notifications_count"] == 5
+        if "channel" in frame:
+            assert frame["channel"] == "NotificationChannel"
+        broadcast = split_broadcast(frame)
+        assert broadcast is not None
+        event = parse_payload("NotificationChannel", broadcast.payload)
+        assert event.name == "updateNewNotificationCount"
+        assert event.data["new_notifications_count"] == 5
+        # The same through the config switch.
+        simulator.config.frame_shape = shape
+        simulator.config.name_key = name_key
+        simulator.community.reset_notifications(42)
+        frame = await _recv_non_ping(ws)
+        assert split_broadcast(frame) is not None
+    async with session.post(
+        f"{simulator.url}/_sim/inject",
+        json={"stream": "x", "event": "y", "frame_shape": "nope"},
+    ) as resp:
+        assert resp.status == 400
+
+
+async def test_raw_faults(session, simulator) -> None:
+    simulator.add_fault(
+        "rest", 302, raw=b"", headers={"Location": "https://evil.example/steal"}
+    )
+    async with session.get(
+        simulator.url + "/api/headless/v1/community_member", allow_redirects=False
+    ) as resp:
+        assert resp.status == 302
+        assert resp.headers["Location"] == "https://evil.example/steal"
+    async with session.post(
+        f"{simulator.url}/_sim/fault",
+        json={
+            "target": "rest",
+            "status": 502,
+            "raw": "<html>\xff</html>",
+            "headers": {"Content-Type": "text/html"},
+        },
+    ) as resp:
+        assert resp.status == 200
+    async with session.get(simulator.url + "/api/headless/v1/community_member") as resp:
+        assert resp.status == 502
+        assert await resp.read() == b"<html>\xff</html>"
+
+
 def test_cli_prints_one_json_line_and_stops_cleanly(socket_enabled) -> None:
     proc = subprocess.Popen(
         [str(ROOT / ".venv/bin/python"), "-m", "tests.simulator", "--port", "0"],

@@ -118,16 +118,21 @@ async def async_setup_entry(
     async_add_entities(
         CircleSensor(coordinator, description) for description in SENSORS
     )
-    if getattr(coordinator, "rooms_complete", False):
-        _async_remove_stale_rooms(hass, entry, set(coordinator.data.unread_counts))
     known: set[str] = set()
+    reconciled = False
     registry = er.async_get(hass)
 
     @callback
     def sync_rooms() -> None:
+        nonlocal reconciled
         # The coordinator drops a room from unread_counts only when Circle deleted it or
         # the member left it, never because one listing was incomplete.
         rooms = set(coordinator.data.unread_counts)
+        if not reconciled and getattr(coordinator, "rooms_complete", False):
+            # Once per setup, after the first complete listing: rooms deleted or left
+            # while Home Assistant was down lose their sensors.
+            reconciled = True
+            _async_remove_stale_rooms(hass, entry, rooms)
         if new := rooms - known:
             known.update(new)
             async_add_entities(

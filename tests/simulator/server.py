@@ -907,7 +907,9 @@ class CircleSimulator:
         key = next((k for k in self.config.room_params if k in params), None)
         value = params.get(key) if key is not None else None
         if key == "chat_room_uuid":
-            room = self.community.room_by_uuid(value) if isinstance(value, str) else None
+            room = (
+                self.community.room_by_uuid(value) if isinstance(value, str) else None
+            )
         else:
             room = self.community.rooms.get(value) if isinstance(value, int) else None
         if room is None or conn.member_id not in room.participants:

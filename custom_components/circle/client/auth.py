@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Mapping
 import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,7 +31,7 @@ from .http import DEFAULT_TIMEOUT, error_message, request_json
 from .models import as_id, parse_datetime
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
 
     import aiohttp
 
@@ -86,6 +87,8 @@ class TokenSet:
         cls, body: Mapping[str, Any], previous: TokenSet | None = None
     ) -> TokenSet:
         """Build from a mint or refresh answer; expiry from the answer, else from the JWT."""
+        if not isinstance(body, Mapping):
+            raise CircleApiError("Circle's token answer is not an object")
         access = body.get("access_token")
         if not isinstance(access, str) or not access:
             raise CircleApiError("Circle's token answer has no access token")
@@ -264,7 +267,10 @@ class CircleAuth:
 
     def _refresh_token_near_end(self, tokens: TokenSet) -> bool:
         end = tokens.refresh_token_expires_at
-        return end is not None and end - self._remint_margin <= datetime.now(UTC)
+        try:
+            return end is not None and end - self._remint_margin <= datetime.now(UTC)
+        except OverflowError:
+            return True
 
     def _store(self, tokens: TokenSet) -> TokenSet:
         self._tokens = tokens

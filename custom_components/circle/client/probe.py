@@ -65,6 +65,10 @@ _ENVELOPE_KEYS: Final = frozenset(
     {"identifier", "channel", "message", "data", "payload", "json"}
     | {"event", "type", "event_type", "action", "event_name", "name"}
 )
+# Inside `message` or `data`: `action` and `name` are too often plain fields to count.
+_INNER_ENVELOPE_KEYS: Final = frozenset(
+    {"message", "data", "payload", "json", "event", "type", "event_type", "event_name"}
+)
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -141,7 +145,7 @@ def envelope_shape(frame: Any) -> str:
     for key in sorted(k for k in frame if k in _ENVELOPE_KEYS):
         inner = frame[key]
         if isinstance(inner, Mapping) and key in ("message", "data", "payload"):
-            keys = ",".join(sorted(k for k in inner if k in _ENVELOPE_KEYS))
+            keys = ",".join(sorted(k for k in inner if k in _INNER_ENVELOPE_KEYS))
             parts.append(f"{key}{{{keys}}}")
         else:
             parts.append(key)

@@ -208,8 +208,8 @@ def split_broadcast(frame: Any) -> Broadcast | None:
       holding an identifier string;
     - `{"identifier" | "channel": ..., "type" | "event_type" | "name": "<event>", ...flat}`.
     None for control frames (a top-level `type` of welcome, ping, confirm_subscription,
-    reject_subscription or disconnect), for anything without a usable route, and for non-objects.
-    Never raises.
+    reject_subscription or disconnect), for anything without a usable route, with neither a data
+    key nor an event name, and for non-objects: log those with `describe_frame`. Never raises.
     """
     if type(frame) is not dict:
         return None
@@ -227,11 +227,14 @@ def split_broadcast(frame: Any) -> Broadcast | None:
     else:
         return None
     payload = {k: v for k, v in frame.items() if k not in _ROUTE_KEYS}
-    if not payload:
-        return None
     if len(payload) == 1 and "message" in payload:
         return Broadcast(route, payload["message"])
-    return Broadcast(route, payload)
+    # Something to deliver: a data key, or an event name (a string) to go by.
+    if any(key in payload for key in _DATA_KEYS) or any(
+        type(payload.get(key)) is str and payload[key] for key in _NAME_KEYS
+    ):
+        return Broadcast(route, payload)
+    return None
 
 
 def describe_frame(frame: Any) -> str:
