@@ -140,7 +140,9 @@ async def test_held_messages_are_released_when_the_backfill_cannot_run(
     core = entry.runtime_data.session.core
     events = async_capture_events(hass, "circle_new_message")
     mark = core.ledger.watermarks[s["dm"].uuid]
-    simulator.add_fault("rest", 503, count=1000)  # no resync, so no backfill, for a while
+    simulator.add_fault(
+        "rest", 503, count=1000
+    )  # no resync, so no backfill, for a while
     simulator.drop_connections()
     # Connected again, while the resync keeps failing.
     await wait_for(lambda: core.phase == "syncing" and core.failures > 0)

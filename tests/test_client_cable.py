@@ -480,7 +480,9 @@ async def test_stays_up_across_token_refresh(
 ) -> None:
     # Tokens live 1 s and are refreshed 0.5 s early (the real margin is 5 minutes of 60).
     simulator.config.access_ttl = 1.0
-    harness = harness_factory(refresh_margin=timedelta(seconds=0.5))
+    harness = harness_factory(
+        refresh_margin=timedelta(seconds=0.5), min_refresh_interval=0.1
+    )
     harness.start()
     await harness.ready()
     await wait_for(lambda: len(harness.saved_tokens) >= 3, timeout=5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+import functools
 from datetime import timedelta
 
 from homeassistant.config_entries import ConfigEntryState
@@ -19,6 +20,7 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
 
+from custom_components.circle.client import CircleAuth
 from custom_components.circle.const import DOMAIN
 from custom_components.circle.coordinator import DELIVERY_CONFIG
 from tests.conftest import entry_data, wait_for
@@ -199,6 +201,10 @@ async def test_token_refresh_keeps_the_cable_and_the_entry(
     monkeypatch.setattr(
         "custom_components.circle.client.auth.DEFAULT_REFRESH_MARGIN",
         timedelta(seconds=0.5),
+    )
+    monkeypatch.setattr(
+        "custom_components.circle.coordinator.CircleAuth",
+        functools.partial(CircleAuth, min_refresh_interval=0.1),
     )
     entry = await setup(hass, simulator)
     await connected(hass, entry)

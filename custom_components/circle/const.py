@@ -19,6 +19,8 @@ CONF_ORIGIN: Final = "origin"
 CONF_TOKENS: Final = "tokens"
 # Set once the message ledger was first saved: a ledger store missing later was lost.
 CONF_LEDGER_STARTED: Final = "ledger_started"
+# The Chats::RoomChannel parameter Circle accepted (chat_room_id, id or chat_room_uuid).
+CONF_ROOM_PARAM: Final = "room_param"
 # Entry version 2: the Circle server (auth API, member API, cable) is separate from the
 # community address (default Origin and device link). Version 1 entries only had the latter.
 CONF_SERVER_URL: Final = "server_url"

@@ -59,6 +59,7 @@ from .const import (
     CONF_MEMBER,
     CONF_MEMBER_ID,
     CONF_ORIGIN,
+    CONF_ROOM_PARAM,
     CONF_SERVER_URL,
     CONF_TOKENS,
     DEFAULT_BACKFILL_HOURS,
@@ -219,6 +220,9 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
             self.member.id,
             origin=self.origin,
             room_ids=[int(r) for r in self.options.get(CONF_FOLLOWED_ROOMS, [])],
+            room_uuids={r.id: r.uuid for r in self._rooms_at_setup if r.id},
+            room_param=self.config_entry.data.get(CONF_ROOM_PARAM),
+            on_room_param=self._persist_room_param,
             options=CABLE_OPTIONS,
         )
         self.session = CircleSession(self.api, cable, core, self)
@@ -280,6 +284,12 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         self.hass.config_entries.async_update_entry(
             self.config_entry,
             data={**self.config_entry.data, CONF_TOKENS: tokens.as_dict()},
+        )
+
+    def _persist_room_param(self, param: str) -> None:
+        """Remember which room-channel parameter Circle accepted."""
+        self.hass.config_entries.async_update_entry(
+            self.config_entry, data={**self.config_entry.data, CONF_ROOM_PARAM: param}
         )
 
     # --- SessionListener ------------------------------------------------------------------

@@ -8,7 +8,7 @@ subscriptions nobody answers, route broadcasts by the identifier string exactly 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 import contextlib
 from dataclasses import dataclass
 from enum import StrEnum
@@ -34,13 +34,19 @@ from .protocol import (
     SUBPROTOCOLS,
     canonical_identifier,
     command,
+    describe_frame,
     identifier,
     parse_payload,
+    sanitize_reason,
+    split_broadcast,
 )
 
 _LOGGER = logging.getLogger(__name__)
 
 MEMBER_CHANNELS: Final = (Channel.NOTIFICATION, Channel.CHAT_ROOM, Channel.THREADS)
+# The parameter naming the room of a `Chats::RoomChannel` is undocumented: try each in turn.
+ROOM_PARAMS: Final = ("chat_room_id", "id", "chat_room_uuid")
+MAX_KEY_LENGTH: Final = 64
 NEW_MESSAGE: Final = EventName.NEW_MESSAGE.value
 
 try:  # orjson parses frames faster; it ships with Home Assistant but is not required.
@@ -88,6 +94,9 @@ class Subscription:
     state: SubscriptionState = SubscriptionState.PENDING
     sent_at: float = 0.0
     attempts: int = 0
+    # Room channels: the uuid (for the `chat_room_uuid` candidate) and the parameter tried.
+    room_uuid: str | None = None
+    param: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,14 +108,13 @@ class CableOptions:
     connect_timeout: float = 10.0
     close_timeout: float = 1.0
     backoff_initial: float = 1.0
-    backoff_max: float = 300.0
+    backoff_max: float = 60.0
     # A connection that was welcomed and lived past one ping interval or so worked: the next
     # drop starts the backoff again from a second (as Rails' own client does on connect).
     stable_after: float = 5.0
     max_frame_size: int = 1024 * 1024
     hard_frame_limit: int = 16 * 1024 * 1024
     dedupe_size: int = 4096
-    room_param: str = "chat_room_id"
 
 
 class _ServerDisconnect(Exception):  # noqa: N818 - control flow, not an error
@@ -141,10 +149,20 @@ class CircleCable:
         *,
         origin: str | None = None,
         room_ids: Iterable[int] = (),
+        room_uuids: Mapping[int, str] | None = None,
+        room_param: str | None = None,
+        on_room_param: Callable[[str], None] | None = None,
         options: CableOptions | None = None,
     ) -> None:
-        """Prepare the member channels plus a `Chats::RoomChannel` per room id."""
+        """Prepare the member channels plus a `Chats::RoomChannel` per room id.
+
+        `room_param` is the room parameter that worked before (see ROOM_PARAMS); the one
+        that works is reported to `on_room_param` so the owner can persist it.
+        """
         self._session = session
+        self.room_param = room_param if room_param in ROOM_PARAMS else None
+        self._room_uuids = dict(room_uuids or {})
+        self._on_room_param = on_room_param
         self._url = cable_url
         self._auth = auth
         self._origin = origin
@@ -175,7 +193,9 @@ class CircleCable:
         self._warned: set[str] = set()
         self._stop = asyncio.Event()
         self._subscriber: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.reconnects = 0
+        self.errors = 0
 
     def __repr__(self) -> str:
         """No token is ever held here; show where and how it is."""
@@ -216,21 +236,23 @@ class CircleCable:
         self._sub_listeners.append(listener)
         return lambda: self._sub_listeners.remove(listener)
 
-    async def async_follow_room(self, room_id: int) -> None:
+    async def async_follow_room(self, room_id: int, uuid: str | None = None) -> None:
         """Also receive every event of this room (embedded rooms, replies)."""
-        sub = self._room_sub(room_id)
-        if sub.identifier in self._subs:
+        if uuid:
+            self._room_uuids[room_id] = uuid
+        if self._find_room_sub(room_id) is not None:
             return
+        sub = self._room_sub(room_id)
         self._add_sub(sub)
         if self._welcomed:
             await self._send_subscribe(sub)
 
     async def async_unfollow_room(self, room_id: int) -> None:
         """Stop receiving this room's events."""
-        sub = self._subs.pop(self._room_sub(room_id).identifier, None)
+        sub = self._find_room_sub(room_id)
         if sub is None:
             return
-        self._canonical.pop(canonical_identifier(sub.identifier) or "", None)
+        self._remove_sub(sub)
         if self._welcomed and self._ws is not None and not self._ws.closed:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await self._ws.send_str(command("unsubscribe", sub.identifier))
@@ -246,7 +268,7 @@ class CircleCable:
         """Connect and reconnect until `stop()` or an authentication failure."""
         self._stop.clear()
         refresher = (
-            asyncio.create_task(self._auth.async_run_refresher(self._stop))
+            asyncio.create_task(self._run_refresher(self._auth))
             if isinstance(self._auth, CircleAuth)
             else None
         )
@@ -254,7 +276,11 @@ class CircleCable:
         auth_retry_used = False
         try:
             while not self._stop.is_set():
-                outcome = await self._connect_once()
+                try:
+                    outcome = await self._connect_once()
+                except Exception:  # noqa: BLE001 - a bug must not end the connection
+                    self._unexpected("connecting")
+                    outcome = _Outcome("error")
                 if self._stop.is_set():
                     break
                 if outcome.fatal is not None:
@@ -295,7 +321,9 @@ class CircleCable:
                         auth_retry_used = False
                         delay = max(err.retry_after, self._backoff(attempt))
                         attempt += 1
-                    except CircleError:
+                    except Exception as err:  # noqa: BLE001 - no verdict: retry later
+                        if not isinstance(err, CircleError):
+                            self._unexpected("renewing the token")
                         auth_retry_used = False
                         delay = self._backoff(attempt)
                         attempt += 1
@@ -305,7 +333,7 @@ class CircleCable:
                     delay = self._backoff(attempt)
                     attempt += 1
                     if outcome.retry_after is not None:
-                        delay = max(delay, outcome.retry_after)
+                        delay = max(delay, min(max(outcome.retry_after, 1.0), 3600.0))
                 self._set_status(
                     ConnectionState.DISCONNECTED, outcome.reason, retry_in=delay
                 )
@@ -319,6 +347,29 @@ class CircleCable:
                     await refresher
             if self._status.state is not ConnectionState.AUTH_FAILED:
                 self._set_status(ConnectionState.STOPPED, "stopped")
+
+    async def _run_refresher(self, auth: CircleAuth) -> None:
+        """Keep the token fresh ahead of expiry; a bug in there is logged and retried."""
+        while not self._stop.is_set():
+            try:
+                await auth.async_run_refresher(self._stop)
+            except Exception:  # noqa: BLE001 - a bug must not stop the refreshes
+                self._unexpected("refreshing the token")
+            else:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), 60.0)
+
+    def _unexpected(self, doing: str) -> None:
+        """Log a bug once with its traceback (then at debug level), and count it."""
+        self.errors += 1
+        _LOGGER.log(
+            logging.ERROR if self.errors == 1 else logging.DEBUG,
+            "Unexpected error %s (%s so far); retrying",
+            doing,
+            self.errors,
+            exc_info=True,
+        )
 
     # --- connection ------------------------------------------------------------------------
 
@@ -503,7 +554,9 @@ class CircleCable:
                 # deletions by (name, id, edited_at).
                 fields = event.data
                 message_id = fields.get("id")
-                if type(message_id) is int or type(message_id) is str:
+                if type(message_id) is int or (
+                    type(message_id) is str and len(message_id) <= MAX_KEY_LENGTH
+                ):
                     edited = fields.get("edited_at")
                     key: Any = (
                         message_id
@@ -511,7 +564,7 @@ class CircleCable:
                         else (
                             event.name,
                             message_id,
-                            edited if type(edited) is str else None,
+                            edited[:MAX_KEY_LENGTH] if type(edited) is str else None,
                         )
                     )
                     seen = self._seen
@@ -553,15 +606,17 @@ class CircleCable:
             wake = now + tick
             if self._welcomed:
                 for sub in list(self._subs.values()):
-                    if sub.state not in (
+                    if sub.attempts == 0 or sub.state not in (
                         SubscriptionState.PENDING,
                         SubscriptionState.UNANSWERED,
                     ):
-                        continue
+                        continue  # not sent on this connection yet, or answered
                     deadline = sub.sent_at + opts.subscribe_timeout * 2 ** min(
                         sub.attempts - 1, 4
                     )
                     if now >= deadline:
+                        if await self._try_next_room_param(sub):
+                            continue
                         if sub.state is SubscriptionState.PENDING:
                             self._set_sub_state(sub, SubscriptionState.UNANSWERED)
                         await self._send_subscribe(sub, keep_state=True)
@@ -606,32 +661,121 @@ class CircleCable:
         # A tuple, not a set: `kind` may be any JSON value, lists included.
         elif kind in ("confirm_subscription", "reject_subscription"):
             sub = self._lookup(frame.get("identifier"))
-            if sub is not None:
-                self._set_sub_state(
-                    sub,
-                    SubscriptionState.CONFIRMED
-                    if kind == "confirm_subscription"
-                    else SubscriptionState.REJECTED,
-                )
+            if sub is None:
+                pass
+            elif kind == "confirm_subscription":
+                self._set_sub_state(sub, SubscriptionState.CONFIRMED)
+                if sub.param is not None and sub.param != self.room_param:
+                    self.room_param = sub.param
+                    if self._on_room_param is not None:
+                        self._on_room_param(sub.param)
+            elif self._next_room_param(sub) is not None:
+                self._spawn(self._try_next_room_param(sub))
+            else:
+                self._set_sub_state(sub, SubscriptionState.REJECTED)
         elif kind == "disconnect":
-            reason = frame.get("reason")
+            reason = sanitize_reason(frame.get("reason"))
             self._disconnect = (
-                reason if isinstance(reason, str) else "disconnect",
+                reason or "disconnect",
                 frame.get("reconnect") is not False,
             )
             raise _ServerDisconnect
+        elif (broadcast := split_broadcast(frame)) is not None:
+            return self._route_broadcast(broadcast.route, broadcast.payload)
         else:
             self._warn_once(
-                "unknown_type",
-                f"Ignored a cable frame of unknown type {str(kind)[:40]!r}",
+                "unknown_shape",
+                f"Ignored a cable frame of an unknown shape ({describe_frame(frame)})",
             )
         return None
 
+    def _route_broadcast(self, route: str, payload: Any) -> CableEvent | None:
+        """Route a broadcast in another envelope: by identifier, or by a channel's name."""
+        sub = self._lookup(route)
+        if sub is None:
+            sub = next(
+                (
+                    s
+                    for s in self._subs.values()
+                    if s.channel == route and s.room_id is None
+                ),
+                None,
+            )
+        if sub is None:
+            self._warn_once(
+                "unknown_identifier", "Dropped a broadcast for an unknown subscription"
+            )
+            return None
+        try:
+            return parse_payload(sub.channel, payload, sub.room_id)
+        except Exception:  # noqa: BLE001 - a bad payload must never end the connection
+            self._warn_once(
+                "unparsable", "Dropped a broadcast that could not be parsed"
+            )
+            return None
+
     # --- helpers ---------------------------------------------------------------------------
 
-    def _room_sub(self, room_id: int) -> Subscription:
-        ident = identifier(Channel.ROOM, **{self.options.room_param: room_id})
-        return Subscription(ident, Channel.ROOM, room_id)
+    def _room_candidates(self, room_id: int) -> list[str]:
+        """List the room parameters to try, the one that worked before first."""
+        order = [
+            p
+            for p in ROOM_PARAMS
+            if p != "chat_room_uuid" or room_id in self._room_uuids
+        ]
+        if self.room_param in order:
+            order.remove(self.room_param)
+            order.insert(0, self.room_param)
+        return order
+
+    def _room_sub(self, room_id: int, param: str | None = None) -> Subscription:
+        param = param or self._room_candidates(room_id)[0]
+        uuid = self._room_uuids.get(room_id)
+        value: int | str = uuid if param == "chat_room_uuid" and uuid else room_id
+        ident = identifier(Channel.ROOM, **{param: value})
+        return Subscription(ident, Channel.ROOM, room_id, room_uuid=uuid, param=param)
+
+    def _find_room_sub(self, room_id: int) -> Subscription | None:
+        return next(
+            (
+                s
+                for s in self._subs.values()
+                if s.room_id == room_id and s.channel == Channel.ROOM
+            ),
+            None,
+        )
+
+    def _remove_sub(self, sub: Subscription) -> None:
+        self._subs.pop(sub.identifier, None)
+        self._canonical.pop(canonical_identifier(sub.identifier) or "", None)
+
+    def _next_room_param(self, sub: Subscription) -> str | None:
+        """Name the parameter to try after `sub`'s was refused or went unanswered."""
+        if sub.room_id is None or sub.param is None:
+            return None
+        order = self._room_candidates(sub.room_id)
+        index = order.index(sub.param) if sub.param in order else -1
+        return order[index + 1] if index + 1 < len(order) else None
+
+    async def _try_next_room_param(self, sub: Subscription) -> bool:
+        """Replace a refused room subscription by the next candidate; False when none is left."""
+        param = self._next_room_param(sub)
+        if param is None or sub.room_id is None:
+            return False
+        _LOGGER.debug("Room channel refused with %s; trying %s", sub.param, param)
+        self._remove_sub(sub)
+        replacement = self._room_sub(sub.room_id, param)
+        self._add_sub(replacement)
+        # Announce the replacement (pending) before the refused one counts as answered.
+        sub.state = SubscriptionState.REJECTED
+        for changed in (replacement, sub):
+            for listener in tuple(self._sub_listeners):
+                try:
+                    listener(changed)
+                except Exception:
+                    _LOGGER.exception("A Circle subscription listener failed")
+        await self._send_subscribe(replacement)
+        return True
 
     def _add_sub(self, sub: Subscription) -> None:
         self._subs[sub.identifier] = sub
@@ -705,6 +849,11 @@ class CircleCable:
                 listener(status)
             except Exception:
                 _LOGGER.exception("A Circle state listener failed")
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _warn_once(self, kind: str, message: str) -> None:
         if kind in self._warned:

@@ -187,7 +187,7 @@ class CircleSession:
 
     def _on_subscription(self, sub: Subscription) -> None:
         self.core.subscription(self._loop.time(), sub.identifier, sub.state.value)
-        self._pump()
+        self._pump(status_changed=True)
 
     # --- outputs --------------------------------------------------------------------------
 
