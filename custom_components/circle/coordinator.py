@@ -15,9 +15,7 @@ from typing import Any
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError
-from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
-from homeassistant.helpers.storage import Store
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
 from .client import (
@@ -29,9 +27,6 @@ from .client import (
     CircleCable,
     CircleError,
     CircleMemberApi,
-    CircleMemberNotFoundError,
-    CircleNotEligibleError,
-    CircleRateLimitError,
     ConnectionState,
     ConnectionStatus,
     Member,
@@ -46,7 +41,7 @@ from .client.delivery import (
     UnreadState as CircleData,
 )
 from .client.protocol import cable_url_for
-from .client.session import CircleSession
+from .client.session import CircleSession, verdict_reason
 from .const import (
     AVAILABILITY_GRACE,
     CONF_APP_TOKEN,
@@ -55,7 +50,6 @@ from .const import (
     CONF_FOLLOWED_ROOMS,
     CONF_IGNORE_OWN,
     CONF_INCLUDE_TEXT,
-    CONF_LEDGER_STARTED,
     CONF_MEMBER,
     CONF_MEMBER_ID,
     CONF_ORIGIN,
@@ -64,17 +58,15 @@ from .const import (
     CONF_TOKENS,
     DEFAULT_BACKFILL_HOURS,
     DOMAIN,
-    EVENT_MESSAGE_DELETED,
-    EVENT_MESSAGE_UPDATED,
-    EVENT_NEW_MESSAGE,
     EVENT_NEW_NOTIFICATION,
-    ISSUE_MEMBER_NOT_FOUND,
-    ISSUE_NOT_ELIGIBLE,
     ISSUE_ORIGIN_REJECTED,
     ISSUE_SUBSCRIPTION_REJECTED,
     LOGGER,
-    ledger_store_key,
 )
+from .errors import describe_error
+from .issues import VERDICT_ISSUES, EntryIssues
+from .payload import MESSAGE_EVENTS, message_payload, notification_payload
+from .store import LedgerStore
 
 type CircleConfigEntry = ConfigEntry[CircleCoordinator]
 type ActivityListener = Callable[[str, str, dict[str, Any]], None]
@@ -83,38 +75,10 @@ __all__ = ["CircleConfigEntry", "CircleCoordinator", "CircleData"]
 
 CABLE_OPTIONS = CableOptions()
 DELIVERY_CONFIG = DeliveryConfig(grace=AVAILABILITY_GRACE.total_seconds())
-LEDGER_SAVE_DELAY = 1.0
-MESSAGE_EVENTS = {
-    "newMessage": ("new_message", EVENT_NEW_MESSAGE),
-    "updatedMessage": ("message_updated", EVENT_MESSAGE_UPDATED),
-    "deletedMessage": ("message_deleted", EVENT_MESSAGE_DELETED),
-}
-VERDICT_ISSUES = {
-    "not_eligible": ISSUE_NOT_ELIGIBLE,
-    "member_not_found": ISSUE_MEMBER_NOT_FOUND,
-}
-
-
-def describe_error(err: CircleError, fallback: str) -> dict[str, Any]:
-    """Return the translation arguments (key, placeholders) for a client error."""
-    key, placeholders = fallback, {"error": str(err)}
-    if isinstance(err, CircleRateLimitError):
-        key, placeholders = "rate_limited", {"seconds": f"{err.retry_after:.0f}"}
-    elif isinstance(err, CircleAuthenticationError):
-        key, placeholders = "auth_failed", {}
-    elif isinstance(err, CircleNotEligibleError):
-        key, placeholders = "not_eligible", {}
-    elif isinstance(err, CircleMemberNotFoundError):
-        key, placeholders = "member_not_found", {}
-    return {
-        "translation_domain": DOMAIN,
-        "translation_key": key,
-        "translation_placeholders": placeholders,
-    }
 
 
 def member_settings(member: str) -> dict[str, Any]:
-    """`member` as typed by the user: a numeric id or an email."""
+    """`member` as stored: a numeric id or an email."""
     member = member.strip()
     return {"member_id": int(member)} if member.isdigit() else {"email": member}
 
@@ -148,9 +112,8 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         self.cached_device_id: str | None = None
         self.status = SyncStatus()
         self.connection = ConnectionStatus(ConnectionState.DISCONNECTED, "not_started")
-        self._store: Store[dict[str, Any]] = Store(
-            hass, 1, ledger_store_key(entry.entry_id)
-        )
+        self.issues = EntryIssues(hass, entry)
+        self._store = LedgerStore(hass, entry)
         self._ledger: Ledger | None = None
         self._ledger_lost = False
         self._activity_listeners: list[ActivityListener] = []
@@ -164,20 +127,12 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
             translation = describe_error(err, "cannot_connect")
             if isinstance(err, CircleAuthenticationError):
                 raise ConfigEntryAuthFailed(**translation) from err
-            if isinstance(err, CircleNotEligibleError | CircleMemberNotFoundError):
-                self._create_issue(VERDICT_ISSUES[_verdict(err)])
+            if (verdict := verdict_reason(err)) in VERDICT_ISSUES:
+                self.issues.raise_issue(VERDICT_ISSUES[verdict])
                 raise ConfigEntryError(**translation) from err
             raise UpdateFailed(**translation) from err
-        for key in VERDICT_ISSUES.values():
-            ir.async_delete_issue(self.hass, DOMAIN, self._issue_id(key))
-        try:
-            stored = await self._store.async_load()
-        except Exception:  # noqa: BLE001 - a corrupt store is a lost store
-            stored = None
-        self._ledger = Ledger.from_dict(stored)
-        self._ledger_lost = self._ledger is None and bool(
-            self.config_entry.data.get(CONF_LEDGER_STARTED)
-        )
+        self.issues.clear(*VERDICT_ISSUES.values())
+        self._ledger, self._ledger_lost = await self._store.async_load()
 
     async def _async_update_data(self) -> CircleData:
         """Read the counts once at setup (test-before-setup); the session keeps them."""
@@ -235,7 +190,7 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         """Close the cable and save the ledger now."""
         if self.session is not None:
             await self.session.stop()
-            await self._store.async_save(self.session.core.ledger.as_dict())
+            await self._store.async_save(self.session.core.ledger)
 
     @property
     def origin(self) -> str:
@@ -296,49 +251,27 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
 
     def on_message(self, name: str, message: ChatMessage, backfilled: bool) -> None:
         """Fire a chat message event, unless the options say otherwise."""
-        own = (
-            self.member is not None
-            and message.sender is not None
-            and message.sender.community_member_id == self.member.id
+        sender = message.sender
+        own = bool(
+            self.member and sender and sender.community_member_id == self.member.id
         )
         if own and self.options.get(CONF_IGNORE_OWN, True):
             return
-        kind, bus = MESSAGE_EVENTS[name]
-        room = self.rooms.get(message.chat_room_uuid or "")
-        sender = message.sender
-        payload: dict[str, Any] = {
-            "room_uuid": message.chat_room_uuid,
-            "room_name": self.data.room_name(message.chat_room_uuid),
-            "room_kind": message.chat_room_kind or (room.kind if room else None),
-            "message_id": message.id,
-            "sender_name": sender.name if sender else None,
-            "sender_id": sender.community_member_id if sender else None,
-            "sent_at": message.sent_at.isoformat() if message.sent_at else None,
-            "thread_id": message.chat_thread_id,
-            "parent_message_id": message.parent_message_id,
-            "own": own,
-            "backfilled": backfilled,
-        }
-        if self.options.get(CONF_INCLUDE_TEXT, True) and kind != "message_deleted":
-            payload["text"] = message.body
-        self._fire(kind, bus, payload)
+        payload = message_payload(
+            name,
+            message,
+            room=self.rooms.get(message.chat_room_uuid or ""),
+            room_name=self.data.room_name(message.chat_room_uuid),
+            own=own,
+            backfilled=backfilled,
+            include_text=self.options.get(CONF_INCLUDE_TEXT, True),
+        )
+        self._fire(*MESSAGE_EVENTS[name], payload)
 
     def on_notification(self, event: NewNotificationEvent) -> None:
         """Fire a notification event."""
-        n = event.notification
-        self._fire(
-            "new_notification",
-            EVENT_NEW_NOTIFICATION,
-            {
-                "notification_id": n.id,
-                "action": n.action,
-                "actor_name": n.actor_name,
-                "title": n.notifiable_title,
-                "text": getattr(n, "summary", None) or n.text,
-                "space": n.space_title,
-                "url": n.url,
-            },
-        )
+        payload = notification_payload(event.notification)
+        self._fire("new_notification", EVENT_NEW_NOTIFICATION, payload)
 
     def on_state(self, state: CircleData) -> None:
         """Show new counts."""
@@ -347,13 +280,7 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
     def on_ledger_changed(self) -> None:
         """Save the ledger soon; mark the entry so a lost store is noticed later."""
         assert self.session is not None
-        ledger = self.session.core.ledger
-        self._store.async_delay_save(ledger.as_dict, LEDGER_SAVE_DELAY)
-        if ledger.initialized and not self.config_entry.data.get(CONF_LEDGER_STARTED):
-            self.hass.config_entries.async_update_entry(
-                self.config_entry,
-                data={**self.config_entry.data, CONF_LEDGER_STARTED: True},
-            )
+        self._store.schedule_save(self.session.core.ledger)
 
     def on_status(self, status: SyncStatus, connection: ConnectionStatus) -> None:
         """Availability, repairs and reauth follow the session's health."""
@@ -363,34 +290,21 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         elif status.available and not previous.available:
             LOGGER.info("Connection to Circle restored")
         if connection.state is ConnectionState.CONNECTED:
-            ir.async_delete_issue(
-                self.hass, DOMAIN, self._issue_id(ISSUE_ORIGIN_REJECTED)
-            )
+            self.issues.clear(ISSUE_ORIGIN_REJECTED)
         elif connection.reason == "origin_rejected":
-            self._create_issue(ISSUE_ORIGIN_REJECTED, {"origin": self.origin})
+            self.issues.raise_issue(ISSUE_ORIGIN_REJECTED, origin=self.origin)
         if status.auth_failed and not previous.auth_failed:
             if issue := VERDICT_ISSUES.get(status.reason or ""):
-                self._create_issue(issue)
+                self.issues.raise_issue(issue)
             else:
                 self.config_entry.async_start_reauth(self.hass)
-        self._update_rejected()
-        self.async_update_listeners()
-
-    def _update_rejected(self) -> None:
-        cable = self.cable
-        rejected = sorted(
-            {s.channel for s in cable.subscriptions if s.state == "rejected"}
-            if cable
-            else set()
-        )
-        if rejected:
-            self._create_issue(
-                ISSUE_SUBSCRIPTION_REJECTED, {"channel": ", ".join(rejected)}
-            )
+        subs = self.cable.subscriptions if self.cable else []
+        if rejected := sorted({s.channel for s in subs if s.state == "rejected"}):
+            channels = ", ".join(rejected)
+            self.issues.raise_issue(ISSUE_SUBSCRIPTION_REJECTED, channel=channels)
         else:
-            ir.async_delete_issue(
-                self.hass, DOMAIN, self._issue_id(ISSUE_SUBSCRIPTION_REJECTED)
-            )
+            self.issues.clear(ISSUE_SUBSCRIPTION_REJECTED)
+        self.async_update_listeners()
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -407,30 +321,3 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         )
         for listener in tuple(self._activity_listeners):
             listener(kind, bus_event, payload)
-
-    def _issue_id(self, key: str) -> str:
-        return f"{key}_{self.config_entry.entry_id}"
-
-    def _create_issue(
-        self, key: str, placeholders: dict[str, str] | None = None
-    ) -> None:
-        ir.async_create_issue(
-            self.hass,
-            DOMAIN,
-            self._issue_id(key),
-            is_fixable=False,
-            severity=ir.IssueSeverity.ERROR,
-            translation_key=key,
-            translation_placeholders={
-                "title": self.config_entry.title,
-                **(placeholders or {}),
-            },
-        )
-
-
-def _verdict(err: CircleError) -> str:
-    return (
-        "not_eligible"
-        if isinstance(err, CircleNotEligibleError)
-        else "member_not_found"
-    )

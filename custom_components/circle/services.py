@@ -19,7 +19,8 @@ import voluptuous as vol
 
 from .client import CircleError
 from .const import DOMAIN
-from .coordinator import CircleCoordinator, describe_error
+from .coordinator import CircleCoordinator
+from .errors import describe_error
 
 ATTR_CONFIG_ENTRY_ID = "config_entry_id"
 ATTR_ROOM = "room"
