@@ -91,6 +91,10 @@ class Driver:
                 self.fetches.clear()
         return out
 
+    def event(self, event: Any) -> None:
+        self.core.event(event, self.now)
+        self.drain()
+
     def connect(self, answers: dict[str, str] | None = None) -> None:
         self.core.connected(self.now, SUBS)
         for sub in SUBS:
@@ -179,7 +183,7 @@ def test_a_drop_during_the_resync_abandons_it() -> None:
     assert driver.core.ledger.watermarks["a"] == 10
     # A live message after the next connect cannot move the watermark past the gap.
     driver.connect()
-    driver.core.event(live(13, "a"))
+    driver.event(live(13, "a"))
     driver.drain()
     assert driver.core.ledger.watermarks["a"] == 10
     driver.answer_snapshot(room("a", 13))
@@ -352,8 +356,8 @@ def test_a_first_start_takes_history_as_seen() -> None:
 def test_live_messages_wait_for_the_backfill_then_keep_their_order() -> None:
     driver = started({"a": 10})
     driver.connect()
-    driver.core.event(live(13, "a"))
-    driver.core.event(live(13, "a"))  # the same message on a second channel
+    driver.event(live(13, "a"))
+    driver.event(live(13, "a"))  # the same message on a second channel
     driver.drain()
     assert driver.delivered == []
     driver.answer_snapshot(room("a", 13))
@@ -364,7 +368,7 @@ def test_live_messages_wait_for_the_backfill_then_keep_their_order() -> None:
 def test_held_messages_are_released_after_hold_max() -> None:
     driver = started({"a": 10})
     driver.connect()
-    driver.core.event(live(13, "a"))
+    driver.event(live(13, "a"))
     driver.drain()
     driver.tick(10.0)
     assert driver.delivered == [(13, False)]
@@ -379,7 +383,7 @@ def test_counts_follow_pushes_and_a_push_during_the_read_rereads() -> None:
     driver = Driver(DeliveryCore(42))
     driver.connect()
     first = driver.snapshot_id()
-    driver.core.event(
+    driver.event(
         NotificationCountEvent(
             "NotificationChannel",
             "updateNewNotificationCount",

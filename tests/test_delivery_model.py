@@ -62,6 +62,7 @@ settings.register_profile(
 )
 settings.register_profile(
     "long",
+    print_blob=True,
     max_examples=20000,
     stateful_step_count=80,
     deadline=None,
@@ -371,7 +372,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         """
         for step in steps:
             if step == "event" and self.wire:
-                self.core.event(self.wire.pop(0))
+                self.core.event(self.wire.pop(0), self.now)
                 self._drain()
             elif step != "event" and self.fetches:
                 request_id = data.draw(st.sampled_from(sorted(self.fetches)))
@@ -387,12 +388,13 @@ class DeliveryMachine(RuleBasedStateMachine):
             )
         elif isinstance(fetch, FetchSnapshot):
             snapshot = self._snapshot()
-            if self.baseline is None and not self.core.ledger.initialized:
-                # First start: what exists now is history, not news.
+            first = not self.core.ledger.initialized
+            self.core.snapshot_read(self.now, request_id, snapshot)
+            if first and self.core.ledger.initialized:
+                # First start: what existed when the core took its first read is history.
                 self.baseline = {
                     room.uuid: room.last_message_id or 0 for room in snapshot.rooms
                 }
-            self.core.snapshot_read(self.now, request_id, snapshot)
         else:
             self.core.messages_read(
                 self.now, request_id, self._page(fetch.room_uuid, fetch.count)
@@ -517,12 +519,18 @@ class DeliveryMachine(RuleBasedStateMachine):
                 self._drain()
         for _ in range(200):
             if self.wire:
-                self.core.event(self.wire.pop(0))
+                self.core.event(self.wire.pop(0), self.now)
                 self._drain()
             elif self.fetches:
                 self._answer(min(self.fetches), "ok")
             elif self.core.phase is not Phase.LIVE or not self.core.status.synced:
                 self.now += 400.0  # past any retry
+                self.core.tick(self.now)
+                self._drain()
+            elif self.core._verify_at is not None:
+                self.now = max(
+                    self.now, self.core._verify_at
+                )  # the counts are read again
                 self.core.tick(self.now)
                 self._drain()
             else:

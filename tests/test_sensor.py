@@ -151,7 +151,7 @@ async def test_incomplete_listing_removes_no_room_sensor(
     await hass.async_block_till_done()
     # One page of one room: the listing stops before it has seen every room.
     monkeypatch.setattr(
-        "custom_components.circle.client.api.CircleMemberApi.async_get_chat_rooms.__kwdefaults__",
+        "custom_components.circle.client.api.CircleMemberApi.async_list_chat_rooms.__kwdefaults__",
         {"per_page": 1, "max_pages": 1},
     )
     await hass.config_entries.async_setup(entry.entry_id)

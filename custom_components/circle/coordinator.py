@@ -118,6 +118,7 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         self._ledger_lost = False
         self._activity_listeners: list[ActivityListener] = []
         self._rooms_at_setup: list[ChatRoom] = []
+        self._rooms_complete = False
 
     async def _async_setup(self) -> None:
         """Test the credentials, learn who the member is, and load the ledger."""
@@ -139,7 +140,7 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         try:
             count = await self.api.async_get_new_notifications_count()
             unread = await self.api.async_get_unread_chat_room_uuids()
-            rooms = await self.api.async_get_chat_rooms()
+            rooms, self._rooms_complete = await self.api.async_list_chat_rooms()
         except CircleError as err:
             translation = describe_error(err, "cannot_connect")
             if isinstance(err, CircleAuthenticationError):
@@ -167,6 +168,7 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
             ledger_lost=self._ledger_lost,
             state=self.data,
             rooms=self._rooms_at_setup,
+            rooms_complete=self._rooms_complete,
         )
         cable = CircleCable(
             async_get_clientsession(self.hass),
@@ -203,6 +205,13 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         if self.session is not None:
             return self.session.core.rooms
         return {room.uuid: room for room in self._rooms_at_setup}
+
+    @property
+    def rooms_complete(self) -> bool:
+        """The last room listing held every room (so a room missing from it is gone)."""
+        if self.session is not None:
+            return self.session.core.rooms_complete
+        return self._rooms_complete
 
     @property
     def cable(self) -> CircleCable | None:

@@ -166,6 +166,15 @@ class CircleMemberApi:
         self, *, per_page: int = 100, max_pages: int = 10
     ) -> list[ChatRoom]:
         """Every chat room of the member (records flat or wrapped as {"chat_room": ...})."""
+        rooms, _complete = await self.async_list_chat_rooms(
+            per_page=per_page, max_pages=max_pages
+        )
+        return rooms
+
+    async def async_list_chat_rooms(
+        self, *, per_page: int = 100, max_pages: int = 10
+    ) -> tuple[list[ChatRoom], bool]:
+        """Return the member's chat rooms, and whether that is all of them."""
         rooms: list[ChatRoom] = []
         for page in range(1, max_pages + 1):
             body = await self._request(
@@ -178,8 +187,8 @@ class CircleMemberApi:
                 room for r in records if (room := ChatRoom.from_json(r)) is not None
             )
             if not body.get("has_next_page"):
-                break
-        return rooms
+                return rooms, True
+        return rooms, False
 
     async def async_get_chat_room(self, uuid: str) -> ChatRoom:
         """One chat room."""

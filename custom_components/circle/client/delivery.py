@@ -54,6 +54,10 @@ class DeliveryConfig:
     resync_initial: float = 1.0
     resync_max: float = 300.0
     max_rereads: int = 3
+    # Counts pushed without an order (a read, a badge value) may be older than the last REST
+    # read: read the counts again a little later, at most once per `verify_spacing`.
+    verify_after: float = 5.0
+    verify_spacing: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +289,7 @@ class _Resync:
     """One attempt at reading the truth back after a (re)connect."""
 
     snapshot_id: int
+    verify: bool = False  # counts only: no backfill, no phase change
     rereads: int = 0
     pushed: bool = False
     snapshot: Snapshot | None = None
@@ -305,6 +310,7 @@ class DeliveryCore:
         ledger_lost: bool = False,
         state: UnreadState | None = None,
         rooms: Iterable[ChatRoom] = (),
+        rooms_complete: bool = False,
     ) -> None:
         """Start disconnected, with the saved ledger (None on a first start)."""
         self.member_id = member_id
@@ -323,6 +329,7 @@ class DeliveryCore:
         self.phase = Phase.DISCONNECTED
         self.state = state or UnreadState()
         self.rooms: dict[str, ChatRoom] = {room.uuid: room for room in rooms}
+        self.rooms_complete = rooms_complete
         self.status = SyncStatus()
         self.resyncs = 0
         self.failures = 0
@@ -341,6 +348,8 @@ class DeliveryCore:
         self._hold_until: float | None = None
         self._grace_until: float | None = None
         self._retry_at: float | None = None
+        self._verify_at: float | None = None
+        self._last_verify = float("-inf")
 
     # --- inputs: connection -------------------------------------------------------------
 
@@ -349,6 +358,7 @@ class DeliveryCore:
         if self.phase in (Phase.AUTH_FAILED, Phase.STOPPED):
             return
         self._abandon_resync()
+        self._verify_at = None  # the resync that follows reads everything
         self._subs = dict.fromkeys(subscriptions, "pending")
         self._synced_rooms.clear()
         self._holding = True
@@ -400,6 +410,7 @@ class DeliveryCore:
         self._abandon_resync()
         self.phase = Phase.AUTH_FAILED
         self._hold_until = self._grace_until = self._retry_at = None
+        self._verify_at = None
         self._set_status(
             connected=False,
             available=False,
@@ -413,6 +424,7 @@ class DeliveryCore:
         self._abandon_resync()
         self.phase = Phase.STOPPED
         self._hold_until = self._grace_until = self._retry_at = None
+        self._verify_at = None
 
     # --- inputs: time ---------------------------------------------------------------------
 
@@ -420,7 +432,12 @@ class DeliveryCore:
         """When `tick` must be called next (None: nothing timed)."""
         deadlines = [
             t
-            for t in (self._hold_until, self._grace_until, self._retry_at)
+            for t in (
+                self._hold_until,
+                self._grace_until,
+                self._retry_at,
+                self._verify_at,
+            )
             if t is not None
         ]
         return min(deadlines) if deadlines else None
@@ -443,10 +460,25 @@ class DeliveryCore:
             self._retry_at = None
             if self.phase is Phase.SYNCING and self._resync is None:
                 self._start_resync()
+        if self._verify_at is not None and now >= self._verify_at:
+            self._verify_at = None
+            if self.phase is Phase.LIVE and self._resync is None:
+                self._last_verify = now
+                self._resync = _Resync(self._request_id(), verify=True)
+                self.outbox.append(FetchSnapshot(self._resync.snapshot_id))
+            elif self.phase is Phase.SYNCING:
+                self._want_verify(now)  # after the resync under way
+
+    def _want_verify(self, now: float) -> None:
+        if self._verify_at is None:
+            self._verify_at = max(
+                now + self.config.verify_after,
+                self._last_verify + self.config.verify_spacing,
+            )
 
     # --- inputs: cable events -------------------------------------------------------------
 
-    def event(self, event: CableEvent) -> None:
+    def event(self, event: CableEvent, now: float) -> None:
         """Take an event from the cable."""
         if self.phase in (Phase.AUTH_FAILED, Phase.STOPPED):
             return
@@ -463,6 +495,7 @@ class DeliveryCore:
                 self._set_state(
                     replace(self.state, new_notifications_count=event.count)
                 )
+            self._want_verify(now)
         elif kind is NewNotificationEvent:
             assert isinstance(event, NewNotificationEvent)
             notification_id = event.notification.id
@@ -471,6 +504,8 @@ class DeliveryCore:
         elif kind is ChatRoomEvent:
             assert isinstance(event, ChatRoomEvent)
             self._on_room_event(event)
+            if event.name == "chatRoomRead":
+                self._want_verify(now)
 
     def rooms_read(self, uuids: Iterable[str]) -> None:
         """Take rooms the member marked read from here (Circle's own event may follow)."""
@@ -504,6 +539,10 @@ class DeliveryCore:
             resync.pushed = False
             resync.snapshot_id = self._request_id()
             self.outbox.append(FetchSnapshot(resync.snapshot_id))
+            return
+        if resync.verify:
+            self._resync = None
+            self._apply_snapshot(snapshot)
             return
         resync.snapshot = snapshot
         self._apply_snapshot(snapshot)
@@ -566,8 +605,10 @@ class DeliveryCore:
         self._abandon_resync()
         if kind is FailureKind.AUTH:
             self.auth_failed(reason)
-            return
-        self._schedule_retry(now, reason, retry_after)
+        elif resync.verify:
+            self._want_verify(now)  # no hurry: the counts shown are probably right
+        else:
+            self._schedule_retry(now, reason, retry_after)
 
     # --- internals: resync ----------------------------------------------------------------
 
@@ -853,6 +894,7 @@ class DeliveryCore:
         )
 
     def _apply_snapshot(self, snapshot: Snapshot) -> None:
+        self.rooms_complete = snapshot.complete
         listed = {room.uuid: room for room in snapshot.rooms}
         rooms = dict(self.rooms) if not snapshot.complete else {}
         rooms.update(listed)

@@ -42,8 +42,6 @@ from .models import CableEvent, ChatMessage, NewNotificationEvent
 
 _LOGGER = logging.getLogger(__name__)
 
-ROOM_PAGE = 100
-ROOM_PAGES = 10
 RESTART_BACKOFF_MAX = 60.0
 
 
@@ -169,7 +167,7 @@ class CircleSession:
     # --- cable callbacks ------------------------------------------------------------------
 
     def _on_event(self, event: CableEvent) -> None:
-        self.core.event(event)
+        self.core.event(event, self._loop.time())
         if self.core.outbox:
             self._pump()
 
@@ -257,9 +255,7 @@ class CircleSession:
         try:
             count = await self.api.async_get_new_notifications_count()
             unread = await self.api.async_get_unread_chat_room_uuids()
-            rooms = await self.api.async_get_chat_rooms(
-                per_page=ROOM_PAGE, max_pages=ROOM_PAGES
-            )
+            rooms, complete = await self.api.async_list_chat_rooms()
         except Exception as err:  # noqa: BLE001 - every failure is told to the core
             self._failed(fetch.request_id, err)
             return
@@ -267,7 +263,7 @@ class CircleSession:
             new_notifications_count=count,
             unread_room_uuids=frozenset(unread),
             rooms=tuple(rooms),
-            complete=len(rooms) < ROOM_PAGE * ROOM_PAGES,
+            complete=complete,
         )
         self.core.snapshot_read(self._loop.time(), fetch.request_id, snapshot)
         self._pump()
