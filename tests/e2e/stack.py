@@ -302,7 +302,10 @@ class LiveStack:
                 "community_url": self.sim["url"],
                 "member": str(self.sim["member_id"]),
                 "app_token": self.sim["app_token"],
-                "advanced": {"origin": self.sim["origin"]},
+                "advanced": {
+                    "server_url": self.sim["url"],
+                    "origin": self.sim["origin"],
+                },
             },
             headers=self.headers,
         ) as resp:
