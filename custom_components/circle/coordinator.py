@@ -7,6 +7,7 @@ reauth, and persists the tokens and the message ledger.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
@@ -109,6 +110,7 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         self.options = dict(entry.options)
         self.member: Member | None = None
         self.session: CircleSession | None = None
+        self.session_task: asyncio.Task[None] | None = None
         self.cached_device_id: str | None = None
         self.status = SyncStatus()
         self.connection = ConnectionStatus(ConnectionState.DISCONNECTED, "not_started")
@@ -184,7 +186,7 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         )
         self.session = CircleSession(self.api, cable, core, self)
         entry = self.config_entry
-        entry.async_create_background_task(
+        self.session_task = entry.async_create_background_task(
             self.hass, self.session.run(), f"{DOMAIN}_session_{entry.entry_id}"
         )
 
