@@ -601,3 +601,90 @@ async def test_follow_twice_and_unfollow_unknown(harness_factory, simulator) -> 
     assert sum(s.room_id == 5 for s in harness.cable.subscriptions) == 1
     await harness.cable.async_unfollow_room(5)
     assert not any(s.room_id == 5 for s in harness.cable.subscriptions)
+
+
+@pytest.mark.parametrize(
+    ("accepted", "expected"),
+    [
+        (("chat_room_id",), "chat_room_id"),
+        (("id",), "id"),
+        (("chat_room_uuid",), "chat_room_uuid"),
+    ],
+)
+async def test_room_channel_parameter_falls_back_and_is_remembered(
+    harness_factory, simulator, accepted, expected
+) -> None:
+    """The parameter of Chats::RoomChannel is a guess: try each, keep the one that works."""
+    simulator.config.room_params = accepted
+    space = simulator.seeded["space"]
+    harness = harness_factory(room_ids=(space.id,))
+    learned: list[str] = []
+    harness.cable._room_uuids[space.id] = space.uuid
+    harness.cable._on_room_param = learned.append
+    harness.start()
+    await harness.ready()
+    room_subs = [s for s in harness.cable.subscriptions if s.room_id == space.id]
+    assert [s.param for s in room_subs] == [expected]
+    assert harness.cable.room_param == expected
+    assert learned == [expected]
+    # Only the final answer counts as a rejection: nothing was reported as refused.
+    assert not [
+        s for s in harness.sub_changes if s.state == "rejected" and s.param == expected
+    ]
+    simulator.community.post_message(space, simulator.seeded["ada"].id, "via the room")
+    await wait_for(lambda: harness.events_named("newMessage"))
+
+
+async def test_room_channel_refused_with_every_parameter_is_rejected_once(
+    harness_factory, simulator, caplog
+) -> None:
+    simulator.config.room_params = ()
+    space = simulator.seeded["space"]
+    harness = harness_factory(room_ids=(space.id,))
+    harness.cable._room_uuids[space.id] = space.uuid
+    harness.start()
+    await wait_for(
+        lambda: any(
+            s.room_id == space.id and s.state == "rejected"
+            for s in harness.cable.subscriptions
+        )
+    )
+    tried = {s.param for s in harness.sub_changes if s.room_id == space.id}
+    assert tried == {"chat_room_id", "id", "chat_room_uuid"}
+    assert caplog.text.count("Circle rejected the subscription") == 1
+
+
+async def test_remembered_room_parameter_is_tried_first(
+    harness_factory, simulator
+) -> None:
+    simulator.config.room_params = ("id",)
+    space = simulator.seeded["space"]
+    harness = harness_factory(room_ids=(space.id,))
+    harness.cable.room_param = "id"
+    harness.cable._subs.clear()
+    harness.cable._canonical.clear()
+    harness.cable._add_sub(harness.cable._room_sub(space.id))
+    harness.start()
+    await harness.ready()
+    sent = [json.loads(f) for f in simulator.connections[0].received]
+    assert [json.loads(f["identifier"]).get("id") for f in sent] == [space.id]
+
+
+async def test_disconnect_reason_is_sanitised(harness_factory, simulator) -> None:
+    harness = harness_factory()
+    harness.start()
+    await harness.ready()
+    simulator.send_raw(
+        json.dumps(
+            {
+                "type": "disconnect",
+                "reason": "\x1b[31m<script>" + "x" * 500,
+                "reconnect": True,
+            }
+        )
+    )
+    await wait_for(lambda: harness.cable.reconnects >= 1)
+    reasons = [s.reason for s in harness.states if s.state == "disconnected"]
+    reason = reasons[0]
+    assert reason is not None and len(reason) <= 100
+    assert all(c.isalnum() or c in "_ .:-" for c in reason)

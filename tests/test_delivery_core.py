@@ -167,6 +167,24 @@ def test_unanswered_subscription_counts_as_answered_and_a_late_confirm_resyncs()
     assert driver.core.phase is Phase.SYNCING and driver.snapshot_id()
 
 
+def test_a_confirmation_while_another_is_pending_resyncs_once_all_are_answered() -> (
+    None
+):
+    driver = Driver(DeliveryCore(42))
+    driver.connect()
+    driver.answer_snapshot(room("a", 5))
+    core = driver.core
+    # Two room subscriptions come and go while live (a new parameter is tried, say).
+    core.subscription(driver.now, "x", "pending")
+    core.subscription(driver.now, "y", "pending")
+    core.subscription(driver.now, "x", "confirmed")
+    driver.drain()
+    assert core.phase is Phase.LIVE and not driver.fetches  # "y" still pending
+    core.subscription(driver.now, "y", "rejected")
+    driver.drain()
+    assert core.phase is Phase.SYNCING and driver.snapshot_id()
+
+
 def test_a_drop_during_the_resync_abandons_it() -> None:
     """Defect 2: a resync that finishes after a drop must not go live while disconnected."""
     driver = started({"a": 10})
@@ -423,3 +441,14 @@ def test_ledger_round_trip_and_garbage() -> None:
     # The first version's store ({"rooms": {...}}) is read as an initialised ledger.
     old = Ledger.from_dict({"rooms": {"a": 4}})
     assert old is not None and old.initialized and old.watermarks == {"a": 4}
+
+
+def test_a_message_in_an_unlisted_room_makes_no_per_room_count() -> None:
+    """Only rooms Circle's member API lists (or announces) get a per-room count."""
+    driver = Driver(DeliveryCore(42))
+    driver.connect()
+    driver.answer_snapshot(room("a", 5))
+    driver.event(live(6, "unlisted"))
+    state = driver.core.state
+    assert "unlisted" in state.unread_rooms and "unlisted" not in state.unread_counts
+    assert driver.delivered == [(6, False)]

@@ -517,3 +517,20 @@ async def test_failed_resync_is_retried_after_retry_after(
     )
     assert all(f.count == 0 for f in simulator.faults)
     assert hass.states.get(CONNECTION).attributes["synced"] is True
+
+
+async def test_room_channel_parameter_is_learned_and_kept(hass, simulator) -> None:
+    """Circle's room parameter is unknown: the one that works is stored with the entry."""
+    s = simulator.seeded
+    simulator.config.room_params = ("chat_room_uuid",)
+    entry = await setup(
+        hass, simulator, options={"followed_rooms": [str(s["group"].id)]}
+    )
+    await connected(hass, entry)
+    assert entry.data["room_param"] == "chat_room_uuid"
+    issues = ir.async_get(hass)
+    assert not issues.async_get_issue(DOMAIN, f"subscription_rejected_{entry.entry_id}")
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await connected(hass, entry)
+    room = [s for s in entry.runtime_data.cable.subscriptions if s.room_id]
+    assert [sub.param for sub in room] == ["chat_room_uuid"]

@@ -156,11 +156,16 @@ async def test_incomplete_listing_removes_no_room_sensor(
     )
     await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
+    await connected(hass, entry)
+    both = {f"1_42_room_{s['dm'].uuid}", f"1_42_room_{s['group'].uuid}"}
     assert not entry.runtime_data.rooms_complete
-    assert set(room_entries(hass, entry.entry_id)) == {
-        f"1_42_room_{s['dm'].uuid}",
-        f"1_42_room_{s['group'].uuid}",
-    }
+    assert set(room_entries(hass, entry.entry_id)) == both
+    # Nor does a resync after a reconnect that reads the same partial listing.
+    reconnects = entry.runtime_data.reconnects
+    simulator.drop_connections()
+    await wait_for(lambda: entry.runtime_data.reconnects > reconnects)
+    await connected(hass, entry)
+    assert set(room_entries(hass, entry.entry_id)) == both
 
 
 async def test_room_names_stay_out_of_the_recorder(

@@ -337,6 +337,7 @@ class DeliveryCore:
             room.uuid: room.last_message_id or 0 for room in self.rooms.values()
         }
         self._subs: dict[str, str] = {}  # identifier -> pending, confirmed, ...
+        self._resync_wanted = False
         self._synced_rooms: set[str] = set()
         self._held: list[_Held] = []
         self._holding = True
@@ -396,11 +397,11 @@ class DeliveryCore:
         if was == state:
             return
         self._subs[identifier] = state
-        if state == "pending":
+        if state == "confirmed" and self.phase is not Phase.SUBSCRIBING:
+            self._resync_wanted = True
+        if not self._all_answered():
             return
-        if self.phase is Phase.SUBSCRIBING:
-            self._maybe_resync()
-        elif state == "confirmed" and self._all_answered():
+        if self.phase is Phase.SUBSCRIBING or self._resync_wanted:
             self._begin_resync()
 
     def auth_failed(self, reason: str) -> None:
@@ -624,6 +625,7 @@ class DeliveryCore:
             self._begin_resync()
 
     def _begin_resync(self) -> None:
+        self._resync_wanted = False
         self._abandon_resync()
         self._retry_delay = self.config.resync_initial
         self.phase = Phase.SYNCING
