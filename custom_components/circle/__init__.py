@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import (
-    config_validation as cv,
-    device_registry as dr,
-    issue_registry as ir,
-)
+from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.storage import Store
 from homeassistant.helpers.typing import ConfigType
 
@@ -20,14 +16,11 @@ from .const import (
     CONF_INCLUDE_TEXT,
     CONF_SERVER_URL,
     DOMAIN,
-    ISSUE_MEMBER_NOT_FOUND,
-    ISSUE_NOT_ELIGIBLE,
-    ISSUE_ORIGIN_REJECTED,
-    ISSUE_SUBSCRIPTION_REJECTED,
     LOGGER,
     ledger_store_key,
 )
 from .coordinator import CircleConfigEntry, CircleCoordinator
+from .issues import EntryIssues
 from .services import async_setup_services
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
@@ -94,13 +87,7 @@ async def async_remove_entry(hass: HomeAssistant, entry: CircleConfigEntry) -> N
     await Store[dict[str, object]](
         hass, 1, ledger_store_key(entry.entry_id)
     ).async_remove()
-    for key in (
-        ISSUE_NOT_ELIGIBLE,
-        ISSUE_SUBSCRIPTION_REJECTED,
-        ISSUE_ORIGIN_REJECTED,
-        ISSUE_MEMBER_NOT_FOUND,
-    ):
-        ir.async_delete_issue(hass, DOMAIN, f"{key}_{entry.entry_id}")
+    EntryIssues(hass, entry).clear()
 
 
 async def _async_options_updated(hass: HomeAssistant, entry: CircleConfigEntry) -> None:

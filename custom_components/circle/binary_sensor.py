@@ -59,7 +59,7 @@ class CableConnectedBinarySensor(CircleEntity, BinarySensorEntity):
         coordinator = self.coordinator
         return {
             "reason": coordinator.connection.reason,
-            "reconnects": int(getattr(coordinator, "reconnects", 0)),
-            "synced": bool(getattr(coordinator, "synced", False)),
-            "sync_error": getattr(coordinator, "sync_error", None),
+            "reconnects": coordinator.reconnects,
+            "synced": coordinator.synced,
+            "sync_error": coordinator.sync_error,
         }

@@ -38,11 +38,12 @@ from .client.delivery import (
     DeliveryConfig,
     DeliveryCore,
     Ledger,
+    Snapshot,
     SyncStatus,
     UnreadState as CircleData,
 )
 from .client.protocol import cable_url_for
-from .client.session import CircleSession, verdict_reason
+from .client.session import CircleSession, read_snapshot, verdict_reason
 from .const import (
     AVAILABILITY_GRACE,
     CONF_APP_TOKEN,
@@ -119,8 +120,7 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         self._ledger: Ledger | None = None
         self._ledger_lost = False
         self._activity_listeners: list[ActivityListener] = []
-        self._rooms_at_setup: list[ChatRoom] = []
-        self._rooms_complete = False
+        self._snapshot = Snapshot(0, frozenset(), ())
 
     async def _async_setup(self) -> None:
         """Test the credentials, learn who the member is, and load the ledger."""
@@ -140,21 +140,13 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
     async def _async_update_data(self) -> CircleData:
         """Read the counts once at setup (test-before-setup); the session keeps them."""
         try:
-            count = await self.api.async_get_new_notifications_count()
-            unread = await self.api.async_get_unread_chat_room_uuids()
-            rooms, self._rooms_complete = await self.api.async_list_chat_rooms()
+            self._snapshot = await read_snapshot(self.api)
         except CircleError as err:
             translation = describe_error(err, "cannot_connect")
             if isinstance(err, CircleAuthenticationError):
                 raise ConfigEntryAuthFailed(**translation) from err
             raise UpdateFailed(**translation) from err
-        self._rooms_at_setup = rooms
-        return CircleData(
-            new_notifications_count=count,
-            unread_rooms=frozenset(unread),
-            room_names={room.uuid: room.name or "" for room in rooms},
-            unread_counts={room.uuid: room.unread_messages_count for room in rooms},
-        )
+        return CircleData.from_snapshot(self._snapshot)
 
     def async_start(self) -> None:
         """Start the session in an entry background task (cancelled at unload and stop)."""
@@ -169,8 +161,8 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
             ledger=self._ledger,
             ledger_lost=self._ledger_lost,
             state=self.data,
-            rooms=self._rooms_at_setup,
-            rooms_complete=self._rooms_complete,
+            rooms=self._snapshot.rooms,
+            rooms_complete=self._snapshot.complete,
         )
         cable = CircleCable(
             async_get_clientsession(self.hass),
@@ -179,7 +171,7 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
             self.member.id,
             origin=self.origin,
             room_ids=[int(r) for r in self.options.get(CONF_FOLLOWED_ROOMS, [])],
-            room_uuids={r.id: r.uuid for r in self._rooms_at_setup if r.id},
+            room_uuids={r.id: r.uuid for r in self._snapshot.rooms if r.id},
             room_param=self.config_entry.data.get(CONF_ROOM_PARAM),
             on_room_param=self._persist_room_param,
             options=CABLE_OPTIONS,
@@ -206,14 +198,14 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         """The member's chat rooms by uuid."""
         if self.session is not None:
             return self.session.core.rooms
-        return {room.uuid: room for room in self._rooms_at_setup}
+        return {room.uuid: room for room in self._snapshot.rooms}
 
     @property
     def rooms_complete(self) -> bool:
         """The last room listing held every room (so a room missing from it is gone)."""
         if self.session is not None:
             return self.session.core.rooms_complete
-        return self._rooms_complete
+        return self._snapshot.complete
 
     @property
     def cable(self) -> CircleCable | None:

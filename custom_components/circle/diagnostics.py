@@ -26,7 +26,7 @@ async def async_get_config_entry_diagnostics(
 ) -> dict[str, Any]:
     """Return connection, subscriptions and counts; no token, email, name or room name."""
     coordinator = entry.runtime_data
-    cable = getattr(coordinator, "cable", None)
+    cable = coordinator.cable
     data = coordinator.data
     return {
         "entry": async_redact_data(
@@ -40,10 +40,10 @@ async def async_get_config_entry_diagnostics(
         "connection": {
             "state": coordinator.connection.state.value,
             "reason": coordinator.connection.reason,
-            "reconnects": int(getattr(coordinator, "reconnects", 0)),
+            "reconnects": coordinator.reconnects,
             "available": coordinator.available,
-            "synced": bool(getattr(coordinator, "synced", False)),
-            "sync_error": getattr(coordinator, "sync_error", None),
+            "synced": coordinator.synced,
+            "sync_error": coordinator.sync_error,
         },
         "subscriptions": [
             {"channel": sub.channel, "state": sub.state.value, "attempts": sub.attempts}
@@ -54,6 +54,6 @@ async def async_get_config_entry_diagnostics(
             "unread_rooms": len(data.unread_rooms) if data else None,
             "unread_messages": data.unread_messages if data else None,
             "rooms": len(coordinator.rooms),
-            "rooms_complete": bool(getattr(coordinator, "rooms_complete", False)),
+            "rooms_complete": coordinator.rooms_complete,
         },
     }

@@ -128,7 +128,7 @@ async def async_setup_entry(
         # The coordinator drops a room from unread_counts only when Circle deleted it or
         # the member left it, never because one listing was incomplete.
         rooms = set(coordinator.data.unread_counts)
-        if not reconciled and getattr(coordinator, "rooms_complete", False):
+        if not reconciled and coordinator.rooms_complete:
             # Once per setup, after the first complete listing: rooms deleted or left
             # while Home Assistant was down lose their sensors.
             reconciled = True

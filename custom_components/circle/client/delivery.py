@@ -78,6 +78,18 @@ class UnreadState:
         """Name of a room, if known."""
         return self.room_names.get(uuid) if uuid else None
 
+    @classmethod
+    def from_snapshot(cls, snapshot: Snapshot) -> UnreadState:
+        """Build the state a REST read shows."""
+        return cls(
+            new_notifications_count=snapshot.new_notifications_count,
+            unread_rooms=snapshot.unread_room_uuids,
+            room_names={room.uuid: room.name or "" for room in snapshot.rooms},
+            unread_counts={
+                room.uuid: room.unread_messages_count for room in snapshot.rooms
+            },
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class SyncStatus:

@@ -8,10 +8,11 @@ definite authentication verdict ends `run()`, whatever the cable or a listener r
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 import contextlib
 import logging
 import random
-from typing import Protocol
+from typing import Any, Protocol
 
 from .api import CircleMemberApi
 from .cable import CircleCable, ConnectionState, ConnectionStatus, Subscription
@@ -64,6 +65,14 @@ class SessionListener(Protocol):
         """Save the core's ledger (soon)."""
 
 
+async def read_snapshot(api: CircleMemberApi) -> Snapshot:
+    """Read the badge, the unread rooms and every room over the member API."""
+    count = await api.async_get_new_notifications_count()
+    unread = await api.async_get_unread_chat_room_uuids()
+    rooms, complete = await api.async_list_chat_rooms()
+    return Snapshot(count, frozenset(unread), tuple(rooms), complete)
+
+
 def verdict_reason(err: CircleError) -> str | None:
     """Name a definite authentication verdict; None for a passing failure."""
     if isinstance(err, CircleNotEligibleError):
@@ -95,6 +104,7 @@ class CircleSession:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._stopping = asyncio.Event()
+        self._stopper: asyncio.Task[None] | None = None
         self._connection = cable.status
         self.crashes = 0
         self._unsubs = [
@@ -244,8 +254,8 @@ class CircleSession:
         self.core.tick(self._loop.time())
         self._pump()
 
-    def _start(self, coro: asyncio.Future[None] | object) -> None:
-        task: asyncio.Task[None] = self._loop.create_task(coro)  # type: ignore[arg-type]
+    def _start(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = self._loop.create_task(coro)
         self._fetches.add(task)
         task.add_done_callback(self._fetches.discard)
 
@@ -253,18 +263,10 @@ class CircleSession:
 
     async def _read_snapshot(self, fetch: FetchSnapshot) -> None:
         try:
-            count = await self.api.async_get_new_notifications_count()
-            unread = await self.api.async_get_unread_chat_room_uuids()
-            rooms, complete = await self.api.async_list_chat_rooms()
+            snapshot = await read_snapshot(self.api)
         except Exception as err:  # noqa: BLE001 - every failure is told to the core
             self._failed(fetch.request_id, err)
             return
-        snapshot = Snapshot(
-            new_notifications_count=count,
-            unread_room_uuids=frozenset(unread),
-            rooms=tuple(rooms),
-            complete=complete,
-        )
         self.core.snapshot_read(self._loop.time(), fetch.request_id, snapshot)
         self._pump()
 
@@ -294,6 +296,7 @@ class CircleSession:
             _LOGGER.exception("Unexpected error reading from Circle")
         retry_after = err.retry_after if isinstance(err, CircleRateLimitError) else None
         self.core.read_failed(self._loop.time(), request_id, kind, reason, retry_after)
-        if kind is FailureKind.AUTH:
-            self._loop.create_task(self.cable.stop())
         self._pump()
+        if kind is FailureKind.AUTH:
+            # A verdict: the session ends (run() returns once the cable has stopped).
+            self._stopper = self._loop.create_task(self.cable.stop())
