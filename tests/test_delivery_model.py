@@ -527,15 +527,9 @@ class DeliveryMachine(RuleBasedStateMachine):
             elif self.fetches:
                 self._answer(min(self.fetches), "ok")
             elif self.core.phase is not Phase.LIVE or not self.core.status.synced:
-                self.now += 400.0  # past any retry
-                self.core.tick(self.now)
-                self._drain()
+                self._advance(self.now + 400.0)  # past any retry
             elif self.core._verify_at is not None:
-                self.now = max(
-                    self.now, self.core._verify_at
-                )  # the counts are read again
-                self.core.tick(self.now)
-                self._drain()
+                self._advance(max(self.now, self.core._verify_at))  # counts read again
             else:
                 break
         core = self.core
