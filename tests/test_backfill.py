@@ -159,3 +159,28 @@ async def test_held_messages_are_released_when_the_backfill_cannot_run(
     assert core.ledger.watermarks[s["dm"].uuid] >= held.id
     await hass.async_block_till_done()
     assert len(events) == 1  # the held message is not fired twice
+
+
+async def test_a_lost_ledger_is_noticed_and_backfilled(
+    hass: HomeAssistant, simulator, caplog
+) -> None:
+    """A store that existed and is gone is not a first start: warn, then fetch the window."""
+    from homeassistant.helpers.storage import Store
+
+    from custom_components.circle.const import ledger_store_key
+
+    s = simulator.seeded
+    entry = await setup(hass, simulator)
+    await connected(hass, entry)
+    assert entry.data["ledger_started"] is True
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await Store(hass, 1, ledger_store_key(entry.entry_id)).async_remove()
+    missed = simulator.community.post_message(
+        s["dm"], s["ada"].id, "while the store was lost"
+    )
+    events = async_capture_events(hass, "circle_new_message")
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await connected(hass, entry)
+    await wait_for(lambda: any(e.data["message_id"] == missed.id for e in events))
+    assert "record of delivered Circle messages was lost" in caplog.text
+    assert all(e.data["backfilled"] for e in events)
