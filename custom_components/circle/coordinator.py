@@ -237,6 +237,16 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         """The service device of this entry (looked up once, at setup)."""
         return self.cached_device_id
 
+    def rooms_read(self, uuids: set[str]) -> None:
+        """Show rooms marked read from here at once (Circle's own event follows)."""
+        if self.session is not None:
+            self.session.rooms_read(sorted(uuids))
+
+    def notifications_read(self) -> None:
+        """Show the badge reset from here at once."""
+        if self.session is not None:
+            self.session.notifications_read()
+
     def _persist_tokens(self, tokens: TokenSet) -> None:
         """Save new tokens at once so a restart never loses them; no reload follows."""
         self.hass.config_entries.async_update_entry(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from dataclasses import replace
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
@@ -129,25 +128,14 @@ async def _mark_chat_read(call: ServiceCall) -> None:
     for uuid in sorted(uuids):
         await _circle(coordinator.api.async_mark_chat_room_read(uuid))
     # Circle broadcasts chatRoomRead too; show the result at once all the same.
-    counts = {
-        u: (0 if u in uuids else n) for u, n in coordinator.data.unread_counts.items()
-    }
-    coordinator.async_set_updated_data(
-        replace(
-            coordinator.data,
-            unread_rooms=coordinator.data.unread_rooms - uuids,
-            unread_counts=counts,
-        )
-    )
+    coordinator.rooms_read(uuids)
 
 
 async def _mark_notifications_read(call: ServiceCall) -> None:
     coordinator = _coordinator(call.hass, call)
     await _circle(coordinator.api.async_mark_all_notifications_read())
     await _circle(coordinator.api.async_reset_new_notifications_count())
-    coordinator.async_set_updated_data(
-        replace(coordinator.data, new_notifications_count=0)
-    )
+    coordinator.notifications_read()
 
 
 def async_setup_services(hass: HomeAssistant) -> None:
