@@ -452,3 +452,24 @@ def test_a_message_in_an_unlisted_room_makes_no_per_room_count() -> None:
     state = driver.core.state
     assert "unlisted" in state.unread_rooms and "unlisted" not in state.unread_counts
     assert driver.delivered == [(6, False)]
+
+
+def test_live_messages_of_a_room_not_read_back_keep_waiting() -> None:
+    """A room whose read failed: its live messages wait for the retry, the others go."""
+    driver = started({"a": 10, "b": 20})
+    driver.connect()
+    driver.answer_snapshot(room("a", 11), room("b", 21))
+    request = driver.page_ids()["a"]
+    del driver.fetches[request]
+    driver.core.read_failed(driver.now, request, FailureKind.TEMPORARY, "503")
+    driver.answer_page("b", [msg(21, "b")])
+    driver.event(live(22, "a"))
+    driver.event(live(23, "b"))
+    assert driver.delivered == [(21, True), (23, False)]
+    driver.tick(1.0)  # the retry
+    driver.answer_snapshot(room("a", 22), room("b", 23))
+    driver.answer_page("a", [msg(11, "a"), msg(22, "a")])
+    if "b" in driver.page_ids():  # 23 came while not yet live: b is read back once more
+        driver.answer_page("b", [msg(21, "b"), msg(23, "b")])
+    assert driver.delivered == [(21, True), (23, False), (11, True), (22, False)]
+    assert driver.core.ledger.watermarks == {"a": 22, "b": 23}

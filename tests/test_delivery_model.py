@@ -425,7 +425,8 @@ class DeliveryMachine(RuleBasedStateMachine):
 
     def _advance(self, when: float) -> None:
         hold_until = self.core._hold_until
-        if self.core._holding and hold_until is not None and when >= hold_until:
+        holding = self.core._holding or self.core._held
+        if holding and hold_until is not None and when >= hold_until:
             # Held messages are released before the backfill: they may come first.
             self.order_relaxed = True
         self.now = when

@@ -353,6 +353,7 @@ class DeliveryCore:
         self._synced_rooms: set[str] = set()
         self._held: list[_Held] = []
         self._holding = True
+        self._waiting_rooms: set[str] = set()
         self._seq = 0
         self._recent: dict[Any, None] = {}
         self._resync: _Resync | None = None
@@ -375,6 +376,7 @@ class DeliveryCore:
         self._subs = dict.fromkeys(subscriptions, "pending")
         self._synced_rooms.clear()
         self._holding = True
+        self._waiting_rooms = set()
         if self._hold_until is None:
             self._hold_until = now + self.config.hold_max
         self._grace_until = None
@@ -391,6 +393,7 @@ class DeliveryCore:
         self._abandon_resync()
         self._synced_rooms.clear()
         self._holding = True
+        self._waiting_rooms = set()
         self.phase = Phase.DISCONNECTED
         if self._grace_until is None and self.status.available:
             self._grace_until = now + self.config.grace
@@ -463,11 +466,12 @@ class DeliveryCore:
                 self._set_status(available=False)
         if self._hold_until is not None and now >= self._hold_until:
             self._hold_until = None
-            if self._holding:
+            if self._holding or self._held:
                 # Live messages wait no longer; the watermark stays at the gap until the
                 # backfill has run, so nothing missed is skipped (it comes late).
                 _LOGGER.debug("Backfill not done in time; releasing held messages")
                 self._holding = False
+                self._waiting_rooms = set()
                 self._release([])
         if self._retry_at is not None and now >= self._retry_at:
             self._retry_at = None
@@ -729,10 +733,13 @@ class DeliveryCore:
                 (uuid, max(mark, last_ids.get(uuid) or 0, *(m.id for m in top)))
             )
             self._synced_rooms.add(uuid)
-        failed = [uuid for uuid, page in resync.results.items() if page is None]
+        failed = {uuid for uuid, page in resync.results.items() if page is None}
         self.phase = Phase.LIVE
         self._holding = False
-        self._hold_until = None
+        # Live messages of a room not read back yet keep waiting (at most until hold_max).
+        self._waiting_rooms = failed
+        if not failed:
+            self._hold_until = None
         self._release(batch, marks)
         if failed:
             # The rooms that could not be read back are tried again, the others are live.
@@ -768,7 +775,9 @@ class DeliveryCore:
                 return
         elif not self._remember((name, message.id, message.edited_at)):
             return
-        if self._holding:
+        if self._holding or (
+            self._waiting_rooms and message.chat_room_uuid in self._waiting_rooms
+        ):
             self._seq += 1
             self._held.append(_Held(self._seq, name, message))
             if name == NEW_MESSAGE:
@@ -797,7 +806,9 @@ class DeliveryCore:
         marks: list[tuple[str, int]] = (),  # type: ignore[assignment]
     ) -> None:
         """Hand over the backfilled and the held messages, in id order (then arrival)."""
-        held, self._held = self._held, []
+        waiting = self._waiting_rooms
+        held = [h for h in self._held if h.message.chat_room_uuid not in waiting]
+        self._held = [h for h in self._held if h.message.chat_room_uuid in waiting]
         held_ids = {h.message.id for h in held if h.name == NEW_MESSAGE}
         items = [item for item in batch if item[0] not in held_ids]
         items.extend((h.message.id, h.seq, h.name, h.message, False) for h in held)
