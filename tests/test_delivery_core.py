@@ -26,6 +26,7 @@ from custom_components.circle.client.delivery import (
 from custom_components.circle.client.models import (
     ChatMessage,
     ChatRoom,
+    ChatRoomEvent,
     MessageEvent,
     NotificationCountEvent,
 )
@@ -473,3 +474,101 @@ def test_live_messages_of_a_room_not_read_back_keep_waiting() -> None:
         driver.answer_page("b", [msg(21, "b"), msg(23, "b")])
     assert driver.delivered == [(21, True), (23, False), (11, True), (22, False)]
     assert driver.core.ledger.watermarks == {"a": 22, "b": 23}
+
+
+def test_a_late_confirmation_holds_live_messages_for_its_read_back() -> None:
+    driver = started({"a": 10})
+    driver.connect({"c": "unanswered"})
+    driver.answer_snapshot(room("a", 10))
+    assert driver.core.phase is Phase.LIVE
+    driver.core.subscription(driver.now, "c", "confirmed")  # 11 was missed before this
+    driver.drain()
+    driver.event(live(12, "a"))
+    assert driver.delivered == []
+    driver.answer_snapshot(room("a", 12))
+    driver.answer_page("a", [msg(11, "a"), msg(12, "a")])
+    assert driver.delivered == [(11, True), (12, False)]
+
+
+def test_a_snapshot_taken_after_every_reread_is_checked_again_later() -> None:
+    driver = Driver(DeliveryCore(42, DeliveryConfig(max_rereads=1)))
+    driver.connect()
+    for _ in range(2):  # a push lands while each read is on its way
+        request = driver.snapshot_id()
+        driver.event(
+            NotificationCountEvent(
+                "NotificationChannel",
+                "updateNewNotificationCount",
+                {"new_notifications_count": 5},
+            )
+        )
+        del driver.fetches[request]
+        driver.core.snapshot_read(driver.now, request, Snapshot(4, frozenset(), ()))
+        driver.drain()
+    assert driver.core.phase is Phase.LIVE
+    verify_at = driver.core._verify_at
+    assert verify_at is not None
+    driver.tick(verify_at - driver.now)
+    driver.answer_snapshot(count=5)
+    assert driver.core.state.new_notifications_count == 5
+
+
+def test_a_message_on_a_room_channel_without_uuid_is_filed_under_its_room() -> None:
+    driver = Driver(DeliveryCore(42))
+    driver.connect()
+    driver.answer_snapshot(room("a", 10))
+    data = {k: v for k, v in msg(11, "a").raw.items() if k != "chat_room_uuid"}
+    driver.event(MessageEvent("Chats::RoomChannel", "newMessage", data, 1))
+    assert driver.delivered == [(11, False)]
+    assert driver.core.ledger.watermarks["a"] == 11
+    assert driver.core.state.unread_counts["a"] == 1
+
+
+def test_a_room_leaves_only_after_two_complete_listings_without_it() -> None:
+    driver = Driver(DeliveryCore(42))
+    driver.connect()
+    driver.answer_snapshot(room("a", 10), room("b", 3))
+    for present in (True, False):
+        driver.core.disconnected(driver.now, "dropped")
+        driver.connect()
+        driver.answer_snapshot(room("b", 3))
+        assert ("a" in driver.core.rooms) is present
+        assert ("a" in driver.core.ledger.watermarks) is present
+
+
+def test_a_deleted_room_is_not_made_unread_by_a_late_message() -> None:
+    driver = Driver(DeliveryCore(42))
+    driver.connect()
+    driver.answer_snapshot(room("a", 10))
+    driver.event(
+        ChatRoomEvent("ChatRoomChannel", "chatRoomDeleted", {"chat_room_uuid": "a"})
+    )
+    driver.event(live(11, "a"))
+    assert "a" not in driver.core.state.unread_rooms
+
+
+def test_an_uninitialised_ledger_stays_a_first_start_after_a_restart() -> None:
+    driver = Driver(DeliveryCore(42))
+    driver.connect()
+    driver.event(live(51, "a"))
+    driver.tick(
+        10.0
+    )  # released before the first read-back: recorded above no watermark
+    saved = driver.core.ledger.as_dict()
+    assert saved["initialized"] is False
+    restarted = Driver(DeliveryCore(42, ledger=Ledger.from_dict(saved)))
+    restarted.connect()
+    restarted.answer_snapshot(room("a", 51))
+    assert restarted.fetches == {} and restarted.delivered == []
+
+
+def test_the_window_counts_from_the_room_list_too() -> None:
+    driver = started({"a": 10, "b": 20})
+    driver.connect()
+    recent = dict(room("b", 20).raw, last_message={"id": 20, "sent_at": T0.isoformat()})
+    b = ChatRoom.from_json(recent)
+    assert b is not None
+    driver.answer_snapshot(room("a", 11), b)
+    driver.answer_page("a", [msg(11, "a", at=T0 - timedelta(days=3))])
+    assert driver.delivered == []
+    assert driver.core.ledger.watermarks["a"] == 11

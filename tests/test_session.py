@@ -149,7 +149,7 @@ async def test_a_cable_that_crashes_is_restarted_by_the_session(
     try:
         await wait_for(stack.live)
         assert runs == 2 and stack.session.crashes == 1
-        assert "failed unexpectedly" in caplog.text
+        assert "Unexpected error in the connection" in caplog.text
         assert not stack.task.done()
     finally:
         await stack.close()
@@ -169,7 +169,7 @@ async def test_a_listener_that_raises_does_not_end_the_session(
         await wait_for(stack.live)
         s = simulator.seeded
         simulator.community.post_message(s["dm"], s["ada"].id, "one")
-        await wait_for(lambda: "listener failed" in caplog.text)
+        await wait_for(lambda: "in a session listener" in caplog.text)
         simulator.community.notify(42)
         await wait_for(lambda: stack.core.state.new_notifications_count == 1)
     finally:
@@ -212,3 +212,25 @@ async def test_a_drop_during_the_resync_then_the_backfill_delivers_everything(
     await wait_for(stack.live)
     delivered = [mid for _name, mid, _b in stack.recorder.messages]
     assert delivered == missed
+
+
+async def test_a_read_that_keeps_failing_with_a_bug_logs_one_traceback(
+    session, simulator, caplog, monkeypatch
+) -> None:
+    stack = Stack(session, simulator)
+    calls = 0
+
+    async def broken() -> int:
+        nonlocal calls
+        calls += 1
+        raise KeyError("unexpected shape")
+
+    monkeypatch.setattr(stack.api, "async_get_new_notifications_count", broken)
+    try:
+        with caplog.at_level(logging.DEBUG):
+            await wait_for(lambda: calls >= 4, timeout=10)
+        with_traceback = [r for r in caplog.records if r.exc_info]
+        assert len(with_traceback) == 1 and with_traceback[0].levelno == logging.ERROR
+        assert stack.core.status.sync_error == "error" and stack.core.status.available
+    finally:
+        await stack.close()

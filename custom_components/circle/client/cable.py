@@ -194,6 +194,7 @@ class CircleCable:
         self._stop = asyncio.Event()
         self._subscriber: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._superseded: dict[str, Subscription] = {}
         self.reconnects = 0
         self.errors = 0
 
@@ -299,7 +300,7 @@ class CircleCable:
                     # A long healthy connection earns a fresh backoff and auth-retry budget.
                     attempt = 0
                     auth_retry_used = False
-                if outcome.auth or not outcome.reconnect:
+                if outcome.auth:
                     if auth_retry_used:
                         self._set_status(ConnectionState.AUTH_FAILED, outcome.reason)
                         return
@@ -332,6 +333,10 @@ class CircleCable:
                         auth_retry_used = False  # the server accepted the token
                     delay = self._backoff(attempt)
                     attempt += 1
+                    if not outcome.reconnect:
+                        # Told not to come back (a kick, a deploy), but not about the
+                        # token: no verdict; come back, slowly.
+                        delay = max(delay, self.options.backoff_max)
                     if outcome.retry_after is not None:
                         delay = max(delay, min(max(outcome.retry_after, 1.0), 3600.0))
                 self._set_status(
@@ -368,7 +373,7 @@ class CircleCable:
             "Unexpected error %s (%s so far); retrying",
             doing,
             self.errors,
-            exc_info=True,
+            exc_info=self.errors == 1,  # one traceback is enough
         )
 
     # --- connection ------------------------------------------------------------------------
@@ -577,10 +582,8 @@ class CircleCable:
             for listener in self._listeners:
                 try:
                     listener(event)
-                except Exception:
-                    _LOGGER.exception(
-                        "A Circle event listener failed on %s", event.name
-                    )
+                except Exception:  # noqa: BLE001 - a listener's bug must not end the cable
+                    self._unexpected(f"in an event listener ({event.name})")
 
     async def _watchdog(self, ws: aiohttp.ClientWebSocketResponse) -> str:
         """Return "stale" when no frame came for `stale_after`; retry unanswered subscribes.
@@ -615,7 +618,7 @@ class CircleCable:
                         sub.attempts - 1, 4
                     )
                     if now >= deadline:
-                        if await self._try_next_room_param(sub):
+                        if await self._try_next_room_param(sub, timed_out=True):
                             continue
                         if sub.state is SubscriptionState.PENDING:
                             self._set_sub_state(sub, SubscriptionState.UNANSWERED)
@@ -660,7 +663,10 @@ class CircleCable:
             self._on_welcome()
         # A tuple, not a set: `kind` may be any JSON value, lists included.
         elif kind in ("confirm_subscription", "reject_subscription"):
-            sub = self._lookup(frame.get("identifier"))
+            ident = frame.get("identifier")
+            sub = self._lookup(ident)
+            if sub is None and kind == "confirm_subscription":
+                sub = self._adopt_superseded(ident)
             if sub is None:
                 pass
             elif kind == "confirm_subscription":
@@ -757,11 +763,19 @@ class CircleCable:
         index = order.index(sub.param) if sub.param in order else -1
         return order[index + 1] if index + 1 < len(order) else None
 
-    async def _try_next_room_param(self, sub: Subscription) -> bool:
-        """Replace a refused room subscription by the next candidate; False when none is left."""
+    async def _try_next_room_param(
+        self, sub: Subscription, *, timed_out: bool = False
+    ) -> bool:
+        """Replace a refused room subscription by the next candidate; False when none is left.
+
+        One that only timed out is kept aside: if its confirmation comes late after all,
+        it is taken back (see `_adopt_superseded`).
+        """
         param = self._next_room_param(sub)
         if param is None or sub.room_id is None:
             return False
+        if timed_out:
+            self._superseded[sub.identifier] = sub
         _LOGGER.debug("Room channel refused with %s; trying %s", sub.param, param)
         self._remove_sub(sub)
         replacement = self._room_sub(sub.room_id, param)
@@ -772,8 +786,8 @@ class CircleCable:
             for listener in tuple(self._sub_listeners):
                 try:
                     listener(changed)
-                except Exception:
-                    _LOGGER.exception("A Circle subscription listener failed")
+                except Exception:  # noqa: BLE001 - a listener's bug must not end the cable
+                    self._unexpected("in a subscription listener")
         await self._send_subscribe(replacement)
         return True
 
@@ -793,10 +807,45 @@ class CircleCable:
         canonical = canonical_identifier(ident)
         return self._canonical.get(canonical) if canonical else None
 
+    def _adopt_superseded(self, ident: Any) -> Subscription | None:
+        """Take back a room subscription given up on that was confirmed late after all."""
+        if type(ident) is not str:
+            return None
+        old = self._superseded.pop(ident, None)
+        if old is None:
+            canonical = canonical_identifier(ident)
+            old = next(
+                (
+                    self._superseded.pop(key)
+                    for key in list(self._superseded)
+                    if canonical_identifier(key) == canonical
+                ),
+                None,
+            )
+        if old is None or old.room_id is None:
+            return None
+        current = self._find_room_sub(old.room_id)
+        self._add_sub(old)
+        if current is not None and current is not old:
+            self._remove_sub(current)
+            current.state = (
+                SubscriptionState.REJECTED
+            )  # answered, as far as anyone cares
+            for listener in tuple(self._sub_listeners):
+                try:
+                    listener(current)
+                except Exception:  # noqa: BLE001 - a listener's bug must not end the cable
+                    self._unexpected("in a subscription listener")
+            ws = self._ws
+            if ws is not None and not ws.closed:
+                self._spawn(ws.send_str(command("unsubscribe", current.identifier)))
+        return old
+
     def _on_welcome(self) -> None:
         if self._welcomed:
             return
         self._welcomed = True
+        self._superseded.clear()  # a new connection: the server holds none of them
         self._connected_at = asyncio.get_running_loop().time()
         self._set_status(ConnectionState.CONNECTED)
         for sub in self._subs.values():
@@ -830,8 +879,8 @@ class CircleCable:
         for listener in tuple(self._sub_listeners):
             try:
                 listener(sub)
-            except Exception:
-                _LOGGER.exception("A Circle subscription listener failed")
+            except Exception:  # noqa: BLE001 - a listener's bug must not end the cable
+                self._unexpected("in a subscription listener")
 
     def _set_status(
         self,
@@ -847,8 +896,8 @@ class CircleCable:
         for listener in tuple(self._state_listeners):
             try:
                 listener(status)
-            except Exception:
-                _LOGGER.exception("A Circle state listener failed")
+            except Exception:  # noqa: BLE001 - a listener's bug must not end the cable
+                self._unexpected("in a state listener")
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

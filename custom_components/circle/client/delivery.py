@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 import logging
 from typing import Any, Final
@@ -33,6 +33,7 @@ from .models import (
     MessageEvent,
     NewNotificationEvent,
     NotificationCountEvent,
+    parse_datetime,
 )
 
 _LOGGER = logging.getLogger(__name__)
@@ -215,7 +216,8 @@ class Ledger:
         if not isinstance(rooms, Mapping):
             return None
         ledger = cls()
-        ledger.initialized = True
+        # Stores of the first version had no marker: they existed only once initialised.
+        ledger.initialized = data.get("initialized", True) is not False
         for uuid, mark in rooms.items():
             if isinstance(uuid, str) and _valid_id(mark):
                 ledger.watermarks[uuid] = mark
@@ -232,6 +234,7 @@ class Ledger:
         """Return what to persist."""
         return {
             "version": LEDGER_VERSION,
+            "initialized": self.initialized,
             "rooms": dict(self.watermarks),
             "delivered": {
                 uuid: sorted(ids) for uuid, ids in self.delivered.items() if ids
@@ -270,6 +273,14 @@ class Ledger:
         """Drop a room that is gone."""
         self.watermarks.pop(uuid, None)
         self.delivered.pop(uuid, None)
+
+
+def _last_sent(room: ChatRoom) -> datetime | None:
+    """When the room's last message was sent, as the room list says."""
+    last = room.raw.get("last_message")
+    if not isinstance(last, Mapping):
+        return None
+    return parse_datetime(last.get("sent_at") or last.get("created_at"))
 
 
 def _valid_id(value: Any) -> bool:
@@ -350,6 +361,11 @@ class DeliveryCore:
             room.uuid: room.last_message_id or 0 for room in self.rooms.values()
         }
         self._subs: dict[str, str] = {}  # identifier -> pending, confirmed, ...
+        self._missing_once: set[str] = set()
+        self._deleted: dict[str, None] = {}
+        self._room_uuids = {
+            r.id: uuid for uuid, r in self.rooms.items() if r.id is not None
+        }
         self._resync_wanted = False
         self._synced_rooms: set[str] = set()
         self._held: list[_Held] = []
@@ -385,7 +401,7 @@ class DeliveryCore:
         self._set_status(
             connected=True, available=True, synced=False, reason=None, sync_error=None
         )
-        self._maybe_resync()
+        self._maybe_resync(now)
 
     def disconnected(self, now: float, reason: str | None) -> None:
         """Take a lost socket: a gap starts here."""
@@ -418,7 +434,7 @@ class DeliveryCore:
         if not self._all_answered():
             return
         if self.phase is Phase.SUBSCRIBING or self._resync_wanted:
-            self._begin_resync()
+            self._begin_resync(now)
 
     def auth_failed(self, reason: str) -> None:
         """Take a definite authentication verdict: stop everything until reconfigured."""
@@ -506,6 +522,11 @@ class DeliveryCore:
         if kind is MessageEvent:
             assert isinstance(event, MessageEvent)
             if (message := event.message) is not None:
+                if message.chat_room_uuid is None and event.room_id is not None:
+                    # From a room's own channel, which may not name the room.
+                    uuid = self._room_uuids.get(event.room_id)
+                    if uuid is not None:
+                        message = replace(message, chat_room_uuid=uuid)
                 self._on_message(event.name, message)
         elif kind is NotificationCountEvent:
             assert isinstance(event, NotificationCountEvent)
@@ -558,6 +579,8 @@ class DeliveryCore:
             resync.snapshot_id = self._request_id()
             self.outbox.append(FetchSnapshot(resync.snapshot_id))
             return
+        if resync.pushed:
+            self._want_verify(now)  # taken as it is, but read again a little later
         if resync.verify:
             self._resync = None
             self._apply_snapshot(snapshot)
@@ -637,13 +660,18 @@ class DeliveryCore:
     def _all_answered(self) -> bool:
         return all(state != "pending" for state in self._subs.values())
 
-    def _maybe_resync(self) -> None:
+    def _maybe_resync(self, now: float) -> None:
         if self.phase is Phase.SUBSCRIBING and self._all_answered():
-            self._begin_resync()
+            self._begin_resync(now)
 
-    def _begin_resync(self) -> None:
+    def _begin_resync(self, now: float) -> None:
         self._resync_wanted = False
         self._abandon_resync()
+        # Whatever was broadcast before this answer is read back: live messages wait for
+        # it (at most hold_max), so that each room's messages keep their order.
+        self._holding = True
+        if self._hold_until is None:
+            self._hold_until = now + self.config.hold_max
         self._retry_delay = self.config.resync_initial
         self.phase = Phase.SYNCING
         self._start_resync()
@@ -682,6 +710,11 @@ class DeliveryCore:
         last_ids = {room.uuid: room.last_message_id for room in resync.snapshot.rooms}
         fetched = [m for page in resync.results.values() if page for m in page]
         stamps = [m.sent_at for m in fetched if m.sent_at is not None]
+        stamps.extend(
+            stamp
+            for room in resync.snapshot.rooms
+            if (stamp := _last_sent(room)) is not None
+        )
         # The age window counts from Circle's newest message, not from our clock.
         cutoff = max(stamps) - window if stamps else None
         batch: list[tuple[int, int, str, ChatMessage, bool]] = []
@@ -840,7 +873,7 @@ class DeliveryCore:
 
     def _count(self, message: ChatMessage) -> None:
         uuid = message.chat_room_uuid
-        if not uuid:
+        if not uuid or uuid in self._deleted:
             return
         state = self.state
         if self._is_own(message):
@@ -885,6 +918,9 @@ class DeliveryCore:
             if uuid in counts:
                 counts[uuid] = 0
             if name == "chatRoomDeleted":
+                self._deleted[uuid] = None
+                if len(self._deleted) > 256:
+                    del self._deleted[next(iter(self._deleted))]
                 names.pop(uuid, None)
                 counts.pop(uuid, None)
                 self.rooms.pop(uuid, None)
@@ -897,6 +933,8 @@ class DeliveryCore:
                 names[uuid] = room.name
             if name == "chatRoomCreated" and uuid not in self.rooms:
                 self.rooms[uuid] = room
+                if room.id is not None:
+                    self._room_uuids[room.id] = uuid
                 self._counted[uuid] = max(
                     self._counted.get(uuid, 0), room.last_message_id or 0
                 )
@@ -922,13 +960,20 @@ class DeliveryCore:
     def _apply_snapshot(self, snapshot: Snapshot) -> None:
         self.rooms_complete = snapshot.complete
         listed = {room.uuid: room for room in snapshot.rooms}
-        rooms = dict(self.rooms) if not snapshot.complete else {}
-        rooms.update(listed)
+        rooms = dict(self.rooms)
         if snapshot.complete:
-            for uuid in set(self.rooms) - set(listed):
+            # A room is gone when two complete listings in a row lack it: one listing can
+            # miss a room that moved between its pages.
+            missing = set(self.rooms) - set(listed)
+            for uuid in missing & self._missing_once:
+                del rooms[uuid]
                 self.ledger.forget(uuid)
                 self._counted.pop(uuid, None)
+                self.outbox.append(LedgerChanged())
+            self._missing_once = missing - self._missing_once
+        rooms.update(listed)
         self.rooms = rooms
+        self._room_uuids = {r.id: uuid for uuid, r in rooms.items() if r.id is not None}
         names = {
             uuid: room.name or self.state.room_names.get(uuid) or ""
             for uuid, room in rooms.items()

@@ -107,6 +107,7 @@ class CircleSession:
         self._stopper: asyncio.Task[None] | None = None
         self._connection = cable.status
         self.crashes = 0
+        self.bugs = 0
         self._unsubs = [
             cable.add_event_listener(self._on_event),
             cable.add_state_listener(self._on_connection),
@@ -131,12 +132,7 @@ class CircleSession:
                     await self.cable.run()
                 except Exception:  # noqa: BLE001 - a bug must not end the connection
                     self.crashes += 1
-                    _LOGGER.log(
-                        logging.ERROR if self.crashes == 1 else logging.DEBUG,
-                        "The Circle connection failed unexpectedly (%s so far); retrying",
-                        self.crashes,
-                        exc_info=True,
-                    )
+                    self._bug("in the connection")
                     self._on_connection(
                         ConnectionStatus(ConnectionState.DISCONNECTED, "error")
                     )
@@ -148,6 +144,17 @@ class CircleSession:
                     await asyncio.wait_for(self._stopping.wait(), delay)
         finally:
             self._teardown()
+
+    def _bug(self, where: str) -> None:
+        """Log a bug: the first with its traceback at ERROR, the others at DEBUG."""
+        self.bugs += 1
+        _LOGGER.log(
+            logging.ERROR if self.bugs == 1 else logging.DEBUG,
+            "Unexpected error %s (%s so far); going on",
+            where,
+            self.bugs,
+            exc_info=self.bugs == 1,  # one traceback is enough
+        )
 
     async def stop(self) -> None:
         """Close the cable, cancel the reads, stop the timers."""
@@ -223,8 +230,8 @@ class CircleSession:
                     for task in self._fetches:
                         task.cancel()
                     self._fetches.clear()
-            except Exception:
-                _LOGGER.exception("A Circle session listener failed on %s", output)
+            except Exception:  # noqa: BLE001 - a listener's bug must not end the session
+                self._bug("in a session listener")
         try:
             if state_changed:
                 listener.on_state(self.core.state)
@@ -232,8 +239,8 @@ class CircleSession:
                 listener.on_ledger_changed()
             if status_changed:
                 listener.on_status(self.core.status, self._connection)
-        except Exception:
-            _LOGGER.exception("A Circle session listener failed")
+        except Exception:  # noqa: BLE001 - a listener's bug must not end the session
+            self._bug("in a session listener")
         self._arm_timer()
 
     def _arm_timer(self) -> None:
@@ -293,7 +300,7 @@ class CircleSession:
             _LOGGER.debug("Circle read failed: %s", err)
         else:
             kind, reason = FailureKind.TEMPORARY, "error"
-            _LOGGER.exception("Unexpected error reading from Circle")
+            self._bug("reading from Circle")
         retry_after = err.retry_after if isinstance(err, CircleRateLimitError) else None
         self.core.read_failed(self._loop.time(), request_id, kind, reason, retry_after)
         self._pump()
