@@ -356,13 +356,15 @@ async def test_setup_errors(hass, simulator, fault, expected) -> None:
         simulator.add_fault("rest", 401, count=0)
         entry = await setup(hass, simulator)
         await connected(hass, entry)
-        simulator.add_fault("rest", 401, count=2)
+        simulator.add_fault("rest", 401, count=1000)
         simulator.rotate_app_token()
         simulator.revoke_tokens("refresh")
-        await entry.runtime_data.async_refresh()
-        assert not entry.runtime_data.last_update_success
-        await hass.async_block_till_done()
-        assert hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+        simulator.drop_connections()  # the read-back after the reconnect is refused
+        await wait_for(
+            lambda: hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+        )
+        assert entry.runtime_data.status.auth_failed
+        assert not entry.runtime_data.available
         return
     elif fault == "rate_limited":
         simulator.add_fault("rest", 429, retry_after="30", count=1)
@@ -376,13 +378,20 @@ async def test_setup_errors(hass, simulator, fault, expected) -> None:
         )
 
 
-async def test_resync_rate_limited_marks_update_failed(hass, simulator) -> None:
+async def test_update_entity_asks_the_core_and_a_failing_read_keeps_values(
+    hass, simulator
+) -> None:
+    """`homeassistant.update_entity` goes through the core: no REST read around it."""
     entry = await setup(hass, simulator)
     await connected(hass, entry)
+    coordinator = entry.runtime_data
     simulator.add_fault("rest", 429, retry_after="30")
-    await entry.runtime_data.async_refresh()
-    assert not entry.runtime_data.last_update_success
-    assert state(hass, NOTIFICATIONS) == STATE_UNAVAILABLE
+    requests = len(simulator.requests)
+    await coordinator.async_refresh()
+    assert coordinator.last_update_success
+    assert state(hass, NOTIFICATIONS) != STATE_UNAVAILABLE
+    assert len(simulator.requests) == requests  # the read comes later, spaced
+    assert coordinator.session.core._verify_at is not None
 
 
 async def test_options_change_reloads_but_token_change_does_not(

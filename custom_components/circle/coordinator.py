@@ -138,7 +138,14 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         self._ledger, self._ledger_lost = await self._store.async_load()
 
     async def _async_update_data(self) -> CircleData:
-        """Read the counts once at setup (test-before-setup); the session keeps them."""
+        """Read the counts once at setup (test-before-setup); the session keeps them.
+
+        Asked again later (`homeassistant.update_entity`), the session reads them back in
+        its own time: a failing read then keeps the values shown, and no room is dropped.
+        """
+        if self.session is not None:
+            self.session.verify_soon()
+            return self.session.core.state
         try:
             self._snapshot = await read_snapshot(self.api)
         except CircleError as err:

@@ -875,7 +875,11 @@ class CircleCable:
             return
         sub.state = state
         if state is SubscriptionState.REJECTED:
-            _LOGGER.warning("Circle rejected the subscription to %s", sub.channel)
+            # Once per channel: it comes back at every reconnect, and a repair says it.
+            self._warn_once(
+                f"rejected:{sub.channel}",
+                f"Circle rejected the subscription to {sub.channel}",
+            )
         for listener in tuple(self._sub_listeners):
             try:
                 listener(sub)

@@ -503,6 +503,10 @@ class DeliveryCore:
             elif self.phase is Phase.SYNCING:
                 self._want_verify(now)  # after the resync under way
 
+    def verify_soon(self, now: float) -> None:
+        """Take a request for fresh counts: read them back soon, within the spacing."""
+        self._want_verify(now)
+
     def _want_verify(self, now: float) -> None:
         if self._verify_at is None:
             self._verify_at = max(

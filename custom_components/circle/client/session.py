@@ -176,6 +176,11 @@ class CircleSession:
         self.core.rooms_read(uuids)
         self._pump()
 
+    def verify_soon(self) -> None:
+        """Have the core read the counts back soon (someone asked for fresh values)."""
+        self.core.verify_soon(self._loop.time())
+        self._pump()
+
     def notifications_read(self) -> None:
         """Tell the core the badge was reset from here."""
         self.core.notifications_read()
