@@ -508,7 +508,11 @@ async def test_reconfigure_to_another_member_aborts(hass, simulator, member) -> 
 async def test_reconfigure_new_server_needs_the_token_again(hass, simulator) -> None:
     """The stored token is never sent to another host."""
     entry = loaded_entry(
-        hass, simulator, server_url="https://old-server.invalid", app_token="stored"
+        hass,
+        simulator,
+        server_url="https://old-server.invalid",
+        app_token="stored",
+        room_param="id",
     )
     result = await entry.start_reconfigure_flow(hass)
     result = await submit(hass, result["flow_id"], reconfigure_input(simulator))
@@ -527,6 +531,7 @@ async def test_reconfigure_new_server_needs_the_token_again(hass, simulator) -> 
     assert result["reason"] == "reconfigure_successful"
     assert entry.data["server_url"] == simulator.url
     assert entry.data["app_token"] == simulator.app_token
+    assert entry.data["room_param"] is None  # learned from the old server
     await hass.async_block_till_done()
 
 

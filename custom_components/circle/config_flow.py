@@ -59,6 +59,7 @@ from .const import (
     CONF_MEMBER,
     CONF_MEMBER_ID,
     CONF_ORIGIN,
+    CONF_ROOM_PARAM,
     CONF_SERVER_URL,
     CONF_TOKENS,
     DEFAULT_BACKFILL_HOURS,
@@ -412,10 +413,11 @@ class CircleConfigFlow(ConfigFlow, domain=DOMAIN):
                 member, tokens = result
                 await self.async_set_unique_id(self._unique_id(member, tokens))
                 self._abort_if_unique_id_mismatch(reason="wrong_member")
-                return self.async_update_reload_and_abort(
-                    entry,
-                    data_updates=connection.entry_data(member, app_token, tokens),
-                )
+                updates = connection.entry_data(member, app_token, tokens)
+                if connection.server_url != entry.data.get(CONF_SERVER_URL):
+                    # Learned from the old server: the new one is asked afresh.
+                    updates[CONF_ROOM_PARAM] = None
+                return self.async_update_reload_and_abort(entry, data_updates=updates)
         suggested = _without_token(user_input) if user_input else _stored(entry.data)
         schema = _connection_schema().extend(
             {vol.Optional(CONF_APP_TOKEN): PASSWORD_SELECTOR}
