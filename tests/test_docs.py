@@ -93,6 +93,16 @@ async def test_readme_automations_are_valid_and_fire(hass: HomeAssistant) -> Non
             [("Ada", "DM", "direct"), ("Al", "Group", "group_chat")],
             ["Ada in DM"],
         ),
+        (
+            {"skip_backfilled": True},
+            [("Ada", "DM", "direct", True), ("Al", "Group", "group_chat", False)],
+            ["Al in Group"],
+        ),
+        (
+            {},
+            [("Ada", "DM", "direct", True)],
+            ["Ada in DM"],
+        ),
     ],
 )
 async def test_blueprint_loads_and_filters(
@@ -118,7 +128,7 @@ async def test_blueprint_loads_and_filters(
     assert await async_setup_component(hass, "automation", config)
     await hass.async_block_till_done()
     assert hass.states.async_entity_ids("automation")
-    for sender, room, kind in events:
+    for sender, room, kind, *backfilled in events:
         hass.bus.async_fire(
             "circle_new_message",
             {
@@ -127,6 +137,7 @@ async def test_blueprint_loads_and_filters(
                 "room_name": room,
                 "room_kind": kind,
                 "text": "t",
+                "backfilled": bool(backfilled and backfilled[0]),
             },
         )
     hass.bus.async_fire(

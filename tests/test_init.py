@@ -461,6 +461,13 @@ async def test_logbook_describes_without_text(hass, simulator) -> None:
         )
     )
     assert line["message"] == "New message from Ada in DM"
+    direct = described["circle_new_message"](
+        FakeEvent(
+            "circle_new_message",
+            {"sender_name": "Ada", "room_name": "Ada", "room_kind": "direct"},
+        )
+    )
+    assert direct["message"] == "New message from Ada"  # not "from Ada in Ada"
     assert (
         described["circle_message_deleted"](FakeEvent("circle_message_deleted", {}))[
             "message"

@@ -39,8 +39,10 @@ def async_describe_events(
         text = _VERBS[str(event.event_type)]
         if data.get("sender_name"):
             text += f" from {data['sender_name']}"
-        if data.get("room_name"):
-            text += f" in {data['room_name']}"
+        if data.get("room_name") and data.get("room_kind") != "direct":
+            text += (
+                f" in {data['room_name']}"  # a direct room is named after the sender
+            )
         return {LOGBOOK_ENTRY_NAME: "Circle", LOGBOOK_ENTRY_MESSAGE: text}
 
     @callback
