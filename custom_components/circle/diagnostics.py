@@ -7,13 +7,23 @@ from typing import Any
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 
-from .const import CONF_APP_TOKEN, CONF_MEMBER, CONF_TOKENS
+from .const import (
+    CONF_APP_TOKEN,
+    CONF_COMMUNITY_URL,
+    CONF_MEMBER,
+    CONF_MEMBER_ID,
+    CONF_ORIGIN,
+    CONF_TOKENS,
+)
 from .coordinator import CircleConfigEntry
 
 TO_REDACT = {
     CONF_APP_TOKEN,
     CONF_TOKENS,
     CONF_MEMBER,
+    CONF_MEMBER_ID,  # the same as the member, when typed as digits
+    CONF_COMMUNITY_URL,  # these two name the community
+    CONF_ORIGIN,
     "email",
     "name",
     "title",
