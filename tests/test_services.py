@@ -304,3 +304,22 @@ async def test_reply_to_must_be_a_positive_id(
             blocking=True,
         )
     assert len(s["dm"].messages) == before
+
+
+async def test_send_message_to_a_room_uuid_not_listed_yet(
+    hass: HomeAssistant, simulator
+) -> None:
+    """A room uuid the last listing lacked (a new room) goes to Circle as it is."""
+    s = simulator.seeded
+    entry = await setup(hass, simulator)
+    await connected(hass, entry)
+    del entry.runtime_data.session.core.rooms[s["dm"].uuid]
+    result = await hass.services.async_call(
+        DOMAIN,
+        "send_message",
+        {"config_entry_id": entry.entry_id, "room": s["dm"].uuid, "message": "hi"},
+        blocking=True,
+        return_response=True,
+    )
+    assert result["room_uuid"] == s["dm"].uuid
+    assert s["dm"].messages[-1].body == "hi"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
+import re
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
@@ -61,6 +62,11 @@ def _coordinator(hass: HomeAssistant, call: ServiceCall) -> CircleCoordinator:
     return coordinator
 
 
+UUID = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+
+
 def _room_uuid(coordinator: CircleCoordinator, room: str) -> str:
     """Find a room by uuid, or by its name (case-insensitive) when that is unambiguous."""
     if room in coordinator.rooms:
@@ -73,6 +79,9 @@ def _room_uuid(coordinator: CircleCoordinator, room: str) -> str:
     ]
     if len(matches) == 1:
         return matches[0]
+    if not matches and UUID.fullmatch(room.strip()):
+        # A room uuid not in the last listing (new, or a listing cut short): Circle knows.
+        return room.strip()
     raise ServiceValidationError(
         translation_domain=DOMAIN,
         translation_key="room_ambiguous" if matches else "room_not_found",
