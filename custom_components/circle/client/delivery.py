@@ -841,7 +841,7 @@ class DeliveryCore:
     def _release(
         self,
         batch: list[tuple[int, int, str, ChatMessage, bool]],
-        marks: list[tuple[str, int]] = (),  # type: ignore[assignment]
+        marks: Iterable[tuple[str, int]] = (),
     ) -> None:
         """Hand over the backfilled and the held messages, in id order (then arrival)."""
         waiting = self._waiting_rooms
@@ -860,9 +860,11 @@ class DeliveryCore:
             ) or (backfilled and message_id in self._recent):
                 continue
             self._hand_over(name, message, backfilled=backfilled)
+        advanced = False
         for uuid, mark in marks:
             ledger.advance(uuid, mark)
-        if marks:
+            advanced = True
+        if advanced:
             self.outbox.append(LedgerChanged())
 
     # --- internals: unread state ----------------------------------------------------------
