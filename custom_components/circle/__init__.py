@@ -5,7 +5,6 @@ from __future__ import annotations
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import config_validation as cv, device_registry as dr
-from homeassistant.helpers.storage import Store
 from homeassistant.helpers.typing import ConfigType
 
 from .const import (
@@ -17,11 +16,11 @@ from .const import (
     CONF_SERVER_URL,
     DOMAIN,
     LOGGER,
-    ledger_store_key,
 )
 from .coordinator import CircleConfigEntry, CircleCoordinator
 from .issues import EntryIssues
 from .services import async_setup_services
+from .store import LedgerStore
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
 OPTION_KEYS = (
@@ -84,9 +83,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: CircleConfigEntry) -> b
 
 async def async_remove_entry(hass: HomeAssistant, entry: CircleConfigEntry) -> None:
     """Delete what the entry leaves behind: its message ledger and its repair issues."""
-    await Store[dict[str, object]](
-        hass, 1, ledger_store_key(entry.entry_id)
-    ).async_remove()
+    await LedgerStore(hass, entry).async_remove()
     EntryIssues(hass, entry).clear()
 
 

@@ -42,8 +42,9 @@ from .client.delivery import (
     SyncStatus,
     UnreadState as CircleData,
 )
+from .client.errors import verdict_reason
 from .client.protocol import cable_url_for
-from .client.session import CircleSession, read_snapshot, verdict_reason
+from .client.session import CircleSession, read_snapshot
 from .const import (
     AVAILABILITY_GRACE,
     CONF_APP_TOKEN,

@@ -48,3 +48,7 @@ class LedgerStore:
     async def async_save(self, ledger: Ledger) -> None:
         """Save now (unload)."""
         await self._store.async_save(ledger.as_dict())
+
+    async def async_remove(self) -> None:
+        """Delete the file (the entry is removed)."""
+        await self._store.async_remove()

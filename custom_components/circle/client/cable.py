@@ -26,6 +26,8 @@ from .errors import (
     CircleMemberNotFoundError,
     CircleNotEligibleError,
     CircleRateLimitError,
+    log_bug,
+    verdict_reason,
 )
 from .http import retry_after_seconds
 from .models import CableEvent, Channel, EventName, MessageEvent
@@ -94,8 +96,7 @@ class Subscription:
     state: SubscriptionState = SubscriptionState.PENDING
     sent_at: float = 0.0
     attempts: int = 0
-    # Room channels: the uuid (for the `chat_room_uuid` candidate) and the parameter tried.
-    room_uuid: str | None = None
+    # Room channels: the parameter tried (see ROOM_PARAMS).
     param: str | None = None
 
 
@@ -287,7 +288,7 @@ class CircleCable:
                 if outcome.fatal is not None:
                     self._set_status(
                         ConnectionState.AUTH_FAILED,
-                        _fatal_reason(outcome.fatal),
+                        verdict_reason(outcome.fatal) or "auth_failed",
                         error=outcome.fatal,
                     )
                     return
@@ -314,7 +315,9 @@ class CircleCable:
                         CircleMemberNotFoundError,
                     ) as err:
                         self._set_status(
-                            ConnectionState.AUTH_FAILED, _fatal_reason(err), error=err
+                            ConnectionState.AUTH_FAILED,
+                            verdict_reason(err) or "auth_failed",
+                            error=err,
                         )
                         return
                     except CircleRateLimitError as err:
@@ -366,15 +369,8 @@ class CircleCable:
                 await asyncio.wait_for(self._stop.wait(), 60.0)
 
     def _unexpected(self, doing: str) -> None:
-        """Log a bug once with its traceback (then at debug level), and count it."""
         self.errors += 1
-        _LOGGER.log(
-            logging.ERROR if self.errors == 1 else logging.DEBUG,
-            "Unexpected error %s (%s so far); retrying",
-            doing,
-            self.errors,
-            exc_info=self.errors == 1,  # one traceback is enough
-        )
+        log_bug(_LOGGER, doing, self.errors)
 
     # --- connection ------------------------------------------------------------------------
 
@@ -640,23 +636,7 @@ class CircleCable:
             return None
         kind = frame.get("type")
         if kind is None and "message" in frame:
-            ident = frame.get("identifier")
-            sub = self._subs.get(ident) if type(ident) is str else None
-            if sub is None:
-                sub = self._lookup_canonical(ident)
-                if sub is None:
-                    self._warn_once(
-                        "unknown_identifier",
-                        "Dropped a broadcast for an unknown subscription",
-                    )
-                    return None
-            try:
-                return parse_payload(sub.channel, frame["message"], sub.room_id)
-            except Exception:  # noqa: BLE001 - a bad payload must never end the connection
-                self._warn_once(
-                    "unparsable", "Dropped a broadcast that could not be parsed"
-                )
-                return None
+            return self._route_broadcast(frame.get("identifier"), frame["message"])
         if kind == "ping":
             return None
         if kind == "welcome":
@@ -695,7 +675,7 @@ class CircleCable:
             )
         return None
 
-    def _route_broadcast(self, route: str, payload: Any) -> CableEvent | None:
+    def _route_broadcast(self, route: Any, payload: Any) -> CableEvent | None:
         """Route a broadcast in another envelope: by identifier, or by a channel's name."""
         sub = self._lookup(route)
         if sub is None:
@@ -739,7 +719,7 @@ class CircleCable:
         uuid = self._room_uuids.get(room_id)
         value: int | str = uuid if param == "chat_room_uuid" and uuid else room_id
         ident = identifier(Channel.ROOM, **{param: value})
-        return Subscription(ident, Channel.ROOM, room_id, room_uuid=uuid, param=param)
+        return Subscription(ident, Channel.ROOM, room_id, param=param)
 
     def _find_room_sub(self, room_id: int) -> Subscription | None:
         return next(
@@ -782,12 +762,8 @@ class CircleCable:
         self._add_sub(replacement)
         # Announce the replacement (pending) before the refused one counts as answered.
         sub.state = SubscriptionState.REJECTED
-        for changed in (replacement, sub):
-            for listener in tuple(self._sub_listeners):
-                try:
-                    listener(changed)
-                except Exception:  # noqa: BLE001 - a listener's bug must not end the cable
-                    self._unexpected("in a subscription listener")
+        self._notify_sub(replacement)
+        self._notify_sub(sub)
         await self._send_subscribe(replacement)
         return True
 
@@ -831,11 +807,7 @@ class CircleCable:
             current.state = (
                 SubscriptionState.REJECTED
             )  # answered, as far as anyone cares
-            for listener in tuple(self._sub_listeners):
-                try:
-                    listener(current)
-                except Exception:  # noqa: BLE001 - a listener's bug must not end the cable
-                    self._unexpected("in a subscription listener")
+            self._notify_sub(current)
             ws = self._ws
             if ws is not None and not ws.closed:
                 self._spawn(ws.send_str(command("unsubscribe", current.identifier)))
@@ -880,6 +852,9 @@ class CircleCable:
                 f"rejected:{sub.channel}",
                 f"Circle rejected the subscription to {sub.channel}",
             )
+        self._notify_sub(sub)
+
+    def _notify_sub(self, sub: Subscription) -> None:
         for listener in tuple(self._sub_listeners):
             try:
                 listener(sub)
@@ -914,11 +889,3 @@ class CircleCable:
             return
         self._warned.add(kind)
         _LOGGER.warning("%s (further ones are logged at debug level)", message)
-
-
-def _fatal_reason(err: CircleError) -> str:
-    if isinstance(err, CircleNotEligibleError):
-        return "not_eligible"
-    if isinstance(err, CircleMemberNotFoundError):
-        return "member_not_found"
-    return "auth_failed"

@@ -5,6 +5,23 @@ Messages carry Circle's own error text and the HTTP status, never a token.
 
 from __future__ import annotations
 
+import logging
+
+
+def log_bug(logger: logging.Logger, where: str, count: int) -> None:
+    """Log the exception being handled: the first one at ERROR with its traceback, others at DEBUG.
+
+    For bugs (exceptions of unexpected types) that are caught and retried: one traceback is
+    enough to report it, and a retry loop must not flood the log.
+    """
+    logger.log(
+        logging.ERROR if count == 1 else logging.DEBUG,
+        "Unexpected error %s (%s so far); retrying",
+        where,
+        count,
+        exc_info=count == 1,
+    )
+
 
 class CircleError(Exception):
     """Base class of every error the client raises."""
@@ -58,3 +75,14 @@ class CircleApiError(CircleError):
 
 class CircleInvalidInputError(CircleApiError, ValueError):
     """A value refused before any request: e.g. a room uuid that may not go into a URL path."""
+
+
+def verdict_reason(err: CircleError) -> str | None:
+    """Name a definite authentication verdict; None for a passing failure."""
+    if isinstance(err, CircleNotEligibleError):
+        return "not_eligible"
+    if isinstance(err, CircleMemberNotFoundError):
+        return "member_not_found"
+    if isinstance(err, CircleAuthenticationError):
+        return "auth_failed"
+    return None

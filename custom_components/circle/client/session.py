@@ -32,13 +32,7 @@ from .delivery import (
     SyncStatus,
     UnreadState,
 )
-from .errors import (
-    CircleAuthenticationError,
-    CircleError,
-    CircleMemberNotFoundError,
-    CircleNotEligibleError,
-    CircleRateLimitError,
-)
+from .errors import CircleError, CircleRateLimitError, log_bug, verdict_reason
 from .models import CableEvent, ChatMessage, NewNotificationEvent
 
 _LOGGER = logging.getLogger(__name__)
@@ -73,17 +67,6 @@ async def read_snapshot(api: CircleMemberApi) -> Snapshot:
     return Snapshot(count, frozenset(unread), tuple(rooms), complete)
 
 
-def verdict_reason(err: CircleError) -> str | None:
-    """Name a definite authentication verdict; None for a passing failure."""
-    if isinstance(err, CircleNotEligibleError):
-        return "not_eligible"
-    if isinstance(err, CircleMemberNotFoundError):
-        return "member_not_found"
-    if isinstance(err, CircleAuthenticationError):
-        return "auth_failed"
-    return None
-
-
 class CircleSession:
     """One member's live session: cable + core + REST reads, until `stop()`."""
 
@@ -108,11 +91,9 @@ class CircleSession:
         self._connection = cable.status
         self.crashes = 0
         self.bugs = 0
-        self._unsubs = [
-            cable.add_event_listener(self._on_event),
-            cable.add_state_listener(self._on_connection),
-            cable.add_subscription_listener(self._on_subscription),
-        ]
+        cable.add_event_listener(self._on_event)
+        cable.add_state_listener(self._on_connection)
+        cable.add_subscription_listener(self._on_subscription)
 
     def __repr__(self) -> str:
         """Where it is; never a secret."""
@@ -146,15 +127,8 @@ class CircleSession:
             self._teardown()
 
     def _bug(self, where: str) -> None:
-        """Log a bug: the first with its traceback at ERROR, the others at DEBUG."""
         self.bugs += 1
-        _LOGGER.log(
-            logging.ERROR if self.bugs == 1 else logging.DEBUG,
-            "Unexpected error %s (%s so far); going on",
-            where,
-            self.bugs,
-            exc_info=self.bugs == 1,  # one traceback is enough
-        )
+        log_bug(_LOGGER, where, self.bugs)
 
     async def stop(self) -> None:
         """Close the cable, cancel the reads, stop the timers."""
