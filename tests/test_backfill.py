@@ -172,7 +172,7 @@ async def test_a_lost_ledger_is_noticed_and_backfilled(
     s = simulator.seeded
     entry = await setup(hass, simulator)
     await connected(hass, entry)
-    assert entry.data["ledger_started"] is True
+    assert entry.runtime_data.runtime.ledger_started
     assert await hass.config_entries.async_unload(entry.entry_id)
     await Store(hass, 1, ledger_store_key(entry.entry_id)).async_remove()
     missed = simulator.community.post_message(

@@ -17,6 +17,7 @@ import voluptuous as vol
 
 from custom_components.circle.config_flow import _normalise_url, _parse_member
 from custom_components.circle.const import DEFAULT_SERVER_URL, DOMAIN
+from custom_components.circle.store import async_get_runtime_store
 from tests.conftest import entry_data
 from tests.simulator import CircleSimulator
 
@@ -93,11 +94,9 @@ async def test_user_flow_creates_entry(hass, simulator) -> None:
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == "Grace Hopper"
     entry = result["result"]
-    assert entry.version == 2 and entry.unique_id == "1_42"
-    data = dict(result["data"])
-    tokens = data.pop("tokens")
-    assert tokens["access_token"] in simulator.access_tokens
-    assert data == {
+    assert (entry.version, entry.minor_version) == (2, 2)
+    assert entry.unique_id == "1_42"
+    assert dict(result["data"]) == {
         "community_url": COMMUNITY,
         "server_url": simulator.url,
         "member": "grace@example.com",
@@ -108,6 +107,10 @@ async def test_user_flow_creates_entry(hass, simulator) -> None:
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
     assert entry.runtime_data.community_url == COMMUNITY
+    # The tokens the flow minted are the entry's: no second mint, kept in the Store.
+    tokens = entry.runtime_data.runtime.tokens(simulator.url)
+    assert tokens["access_token"] in simulator.access_tokens
+    assert sum(r["path"].endswith("auth_token") for r in simulator.requests) == 1
     # A second time: already configured.
     result = await start(hass)
     result = await submit(hass, result["flow_id"], user_input(simulator))
@@ -403,7 +406,9 @@ async def test_reauth(hass, simulator) -> None:
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reauth_successful"
     assert entry.data["app_token"] == simulator.app_token
-    assert entry.data["tokens"]["access_token"] in simulator.access_tokens
+    assert "tokens" not in entry.data
+    runtime = await async_get_runtime_store(hass, entry.entry_id)
+    assert runtime.tokens(simulator.url)["access_token"] in simulator.access_tokens
     await hass.async_block_till_done()
 
 
@@ -484,9 +489,11 @@ async def test_reconfigure_same_member(hass, simulator) -> None:
     assert entry.data["server_url"] == simulator.url
     assert entry.data["member"] == "grace@example.com"
     assert entry.data["app_token"] == simulator.app_token
-    assert entry.data["ledger_started"] is True  # keys of other parts survive
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
+    # Runtime keys of older entries survive, moved to the Store.
+    assert "ledger_started" not in entry.data
+    assert entry.runtime_data.runtime.ledger_started
 
 
 @pytest.mark.parametrize("member", ["ada@example.com", "alan@example.com"])
@@ -531,8 +538,10 @@ async def test_reconfigure_new_server_needs_the_token_again(hass, simulator) -> 
     assert result["reason"] == "reconfigure_successful"
     assert entry.data["server_url"] == simulator.url
     assert entry.data["app_token"] == simulator.app_token
-    assert entry.data["room_param"] is None  # learned from the old server
     await hass.async_block_till_done()
+    runtime = await async_get_runtime_store(hass, entry.entry_id)
+    assert runtime.room_param(simulator.url) is None  # learned from the old server
+    assert "room_param" not in entry.data
 
 
 async def test_reconfigure_new_token_on_the_same_server(hass, simulator) -> None:

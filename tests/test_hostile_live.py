@@ -105,9 +105,9 @@ async def test_no_secret_anywhere_at_debug_level(
     entry = await setup(hass, simulator)
     await connected(hass, entry)
     coordinator = entry.runtime_data
-    first = entry.data["tokens"]["access_token"]
+    first = coordinator.auth.tokens.access_token
     # A refresh, a reconnect, a rejected subscription's repair issue.
-    await wait_for(lambda: entry.data["tokens"]["access_token"] != first, timeout=8)
+    await wait_for(lambda: coordinator.auth.tokens.access_token != first, timeout=8)
     simulator.drop_connections()
     await wait_for(lambda: coordinator.reconnects >= 1)
     await connected(hass, entry)

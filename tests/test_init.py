@@ -61,6 +61,17 @@ async def connected(hass, entry) -> None:
     await hass.async_block_till_done()
 
 
+def device_of(hass, entry) -> dr.DeviceEntry:
+    """The entry's one device (looked up as current Home Assistant wants it)."""
+    (device,) = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+    return device
+
+
+def stored_tokens(entry) -> dict:
+    """The tokens in the entry's runtime store."""
+    return entry.runtime_data.runtime.data["tokens"]
+
+
 def state(hass, entity_id) -> str:
     return hass.states.get(entity_id).state
 
@@ -81,11 +92,13 @@ async def test_setup_shows_counts_and_unloads_cleanly(hass, simulator) -> None:
     assert state(hass, CHATS) == "1"
     assert hass.states.get(CHATS).attributes["rooms"] == ["Ada Lovelace"]
     assert state(hass, CONNECTION) == STATE_ON
-    device = dr.async_get(hass).async_get_device({(DOMAIN, entry.entry_id)})
-    assert device is not None and device.name == "Circle Grace Hopper"
+    device = device_of(hass, entry)
+    assert device.name == "Circle Grace Hopper"
+    assert device.identifiers == {(DOMAIN, entry.unique_id)}
     assert device.entry_type is dr.DeviceEntryType.SERVICE
-    # Tokens were persisted into the entry without a reload.
-    assert entry.data["tokens"]["access_token"] in simulator.access_tokens
+    # Tokens were persisted into the runtime store, not the entry.
+    assert stored_tokens(entry)["access_token"] in simulator.access_tokens
+    assert "tokens" not in entry.data
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.NOT_LOADED
@@ -112,10 +125,7 @@ async def test_push_updates_reach_sensors_and_events_fire_once(hass, simulator) 
     assert len(messages) == 1
     event = messages[0].data
     assert event["config_entry_id"] == entry.entry_id
-    assert (
-        event["device_id"]
-        == dr.async_get(hass).async_get_device({(DOMAIN, entry.entry_id)}).id
-    )
+    assert event["device_id"] == device_of(hass, entry).id
     assert event["room_name"] == "Analytical Engines"
     assert event["room_kind"] == "group_chat"
     assert event["sender_name"] == "Ada Lovelace"
@@ -209,8 +219,21 @@ async def test_token_refresh_keeps_the_cable_and_the_entry(
     entry = await setup(hass, simulator)
     await connected(hass, entry)
     coordinator = entry.runtime_data
-    first = entry.data["tokens"]["access_token"]
-    await wait_for(lambda: entry.data["tokens"]["access_token"] != first, timeout=5)
+    data = dict(entry.data)
+    updates = []
+    monkeypatch.setattr(
+        hass.config_entries,
+        "async_update_entry",
+        lambda *args, **kwargs: updates.append(kwargs),
+    )
+    seen = {stored_tokens(entry)["access_token"]}
+    for _ in range(3):  # several renewals: every one stored, none in the entry
+        await wait_for(
+            lambda: stored_tokens(entry)["access_token"] not in seen, timeout=5
+        )
+        seen.add(stored_tokens(entry)["access_token"])
+    assert updates == []
+    assert dict(entry.data) == data
     assert entry.runtime_data is coordinator  # not reloaded
     assert coordinator.cable.reconnects == 0
 
@@ -397,18 +420,32 @@ async def test_update_entity_asks_the_core_and_a_failing_read_keeps_values(
 async def test_options_change_reloads_but_token_change_does_not(
     hass, simulator
 ) -> None:
+    """One reload path: the options flow reloads; nothing else listens to entry updates."""
     entry = await setup(hass, simulator)
     await connected(hass, entry)
     coordinator = entry.runtime_data
-    hass.config_entries.async_update_entry(
-        entry, data={**entry.data, "tokens": entry.data["tokens"]}
+    assert not entry.update_listeners
+    hass.config_entries.async_update_entry(entry, title="Renamed")
+    await hass.async_block_till_done()
+    assert entry.runtime_data is coordinator
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {"include_text": False, "ignore_own_messages": True, "backfill_hours": 24},
+    )
+    await hass.async_block_till_done()
+    assert entry.options["include_text"] is False
+    assert entry.runtime_data is not coordinator
+    assert entry.runtime_data.options["include_text"] is False
+    await connected(hass, entry)
+    # The same options again: no reload.
+    coordinator = entry.runtime_data
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    await hass.config_entries.options.async_configure(
+        result["flow_id"], dict(entry.options)
     )
     await hass.async_block_till_done()
     assert entry.runtime_data is coordinator
-    hass.config_entries.async_update_entry(entry, options={"include_text": False})
-    await hass.async_block_till_done()
-    assert entry.runtime_data is not coordinator
-    await connected(hass, entry)
 
 
 async def test_home_assistant_stop_closes_the_cable(hass, simulator) -> None:
@@ -543,7 +580,9 @@ async def test_room_channel_parameter_is_learned_and_kept(hass, simulator) -> No
         hass, simulator, options={"followed_rooms": [str(s["group"].id)]}
     )
     await connected(hass, entry)
-    assert entry.data["room_param"] == "chat_room_uuid"
+    runtime = entry.runtime_data.runtime
+    assert runtime.room_param(simulator.url) == "chat_room_uuid"
+    assert "room_param" not in entry.data
     issues = ir.async_get(hass)
     assert not issues.async_get_issue(DOMAIN, f"subscription_rejected_{entry.entry_id}")
     assert await hass.config_entries.async_reload(entry.entry_id)

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import (
+    device_registry as dr,
+    entity_registry as er,
+    issue_registry as ir,
+)
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.circle.const import DOMAIN
+from custom_components.circle.store import async_get_runtime_store
 from tests.conftest import entry_data, wait_for
 from tests.simulator import CircleSimulator
 
@@ -36,11 +42,12 @@ async def test_v1_entry_is_migrated_and_loads(
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
-    assert (entry.version, entry.minor_version) == (2, 1)
+    assert (entry.version, entry.minor_version) == (2, 2)
     assert entry.data["server_url"] == entry.data["community_url"] == simulator.url
     for key, value in data.items():
-        if key != "tokens":  # refreshed by the setup itself
+        if key != "tokens":  # runtime state: moved to the Store
             assert entry.data[key] == value
+    assert "tokens" not in entry.data
     coordinator = entry.runtime_data
     assert coordinator.community_url == simulator.url
     assert coordinator.member is not None and coordinator.member.id == 42
@@ -49,11 +56,15 @@ async def test_v1_entry_is_migrated_and_loads(
     assert entry.runtime_data.available
 
 
-@pytest.mark.parametrize("minor_version", [1, 2])
-async def test_v2_entry_is_left_alone(
-    hass: HomeAssistant, simulator: CircleSimulator, minor_version: int
+async def test_v2_2_entry_is_left_alone(
+    hass: HomeAssistant, simulator: CircleSimulator
 ) -> None:
-    """Version 2 is current; a later minor version (a downgrade) is compatible."""
+    """Version 2.2 is current: nothing changes.
+
+    Later versions are not tried: Home Assistant 2026.9 and later refuse to load an entry
+    newer than the integration, so such a test would not hold on both releases.
+    """
+    minor_version = 2
     data = entry_data(
         simulator, server_url=simulator.url, community_url="https://grace.circle.so"
     )
@@ -87,8 +98,142 @@ async def test_future_version_is_refused(
     )
     entry.add_to_hass(hass)
     assert not await hass.config_entries.async_setup(entry.entry_id)
+    # Refused by us (2025.4) or by Home Assistant itself (2026.9 and later): either way
+    # nothing runs and nothing is sent.
     assert entry.state is ConfigEntryState.MIGRATION_ERROR
-    assert (
-        "Cannot downgrade the Circle entry Grace Hopper from version 3" in caplog.text
-    )
+    assert entry.version == 3
     assert simulator.requests == []
+
+
+async def test_v2_1_runtime_state_moves_to_the_store(
+    hass: HomeAssistant, simulator: CircleSimulator
+) -> None:
+    """Tokens, room parameter and ledger marker leave the entry and lose nothing; the
+    device gets the account's identifier and keeps its id and entities."""
+    s = simulator.seeded
+    tokens = simulator.issue_tokens(42)
+    simulator.config.room_params = ("chat_room_uuid",)
+    data = entry_data(
+        simulator,
+        server_url=simulator.url,
+        tokens=tokens,
+        room_param="chat_room_uuid",
+        ledger_started=True,
+    )
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Grace Hopper",
+        unique_id="1_42",
+        version=2,
+        minor_version=1,
+        data=data,
+        options={"followed_rooms": [str(s["group"].id)]},
+    )
+    entry.add_to_hass(hass)
+    devices, entities = dr.async_get(hass), er.async_get(hass)
+    old = devices.async_get_or_create(
+        config_entry_id=entry.entry_id,
+        identifiers={(DOMAIN, entry.entry_id)},
+        name="Circle Grace Hopper",
+    )
+    entity = entities.async_get_or_create(
+        "sensor",
+        DOMAIN,
+        "1_42_unread_notifications",
+        config_entry=entry,
+        device_id=old.id,
+        suggested_object_id="my_circle_badge",
+    )
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert (entry.version, entry.minor_version) == (2, 2)
+    user_keys = {k: v for k, v in data.items() if k not in ("tokens", "room_param")}
+    user_keys.pop("ledger_started")
+    assert dict(entry.data) == user_keys
+    runtime = await async_get_runtime_store(hass, entry.entry_id)
+    assert runtime.data["server_url"] == simulator.url
+    assert runtime.ledger_started
+    assert runtime.room_param(simulator.url) == "chat_room_uuid"
+    # The stored tokens are used: no mint.
+    assert runtime.tokens(simulator.url)["refresh_token"] == tokens["refresh_token"]
+    assert not any(r["path"].endswith("auth_token") for r in simulator.requests)
+    (device,) = dr.async_entries_for_config_entry(devices, entry.entry_id)
+    assert device.id == old.id
+    assert device.identifiers == {(DOMAIN, "1_42")}
+    assert entities.async_get(entity.entity_id).device_id == old.id
+    assert hass.states.get("sensor.my_circle_badge") is not None
+    await wait_for(
+        lambda: [
+            sub.param for sub in entry.runtime_data.cable.subscriptions if sub.room_id
+        ]
+        == ["chat_room_uuid"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "address"),
+    [
+        ("community_url", "http://grace:secret@127.0.0.1:{port}"),
+        ("community_url", "http://127.0.0.1:{port}\\@evil.example"),
+        ("community_url", "http://evil.example"),
+        ("server_url", "http://evil.example"),
+        ("server_url", "http://127.0.0.1:0"),
+        ("origin", "ftp://127.0.0.1:{port}"),
+    ],
+)
+async def test_an_address_the_flow_refuses_is_refused_at_setup(
+    hass: HomeAssistant, simulator: CircleSimulator, field: str, address: str
+) -> None:
+    """Migration (v1) and setup apply the config flow's rules: a repair, no request."""
+    address = address.format(port=simulator.port)
+    version = 1 if field == "community_url" else 2
+    data = entry_data(simulator, **{field: address})
+    if version == 1:
+        data.pop("server_url", None)
+    else:
+        data.setdefault("server_url", simulator.url)
+        data[field] = address
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Grace Hopper",
+        unique_id="1_42",
+        version=version,
+        data=data,
+    )
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.SETUP_ERROR
+    assert simulator.requests == []
+    issues = ir.async_get(hass)
+    issue = issues.async_get_issue(DOMAIN, f"invalid_address_{entry.entry_id}")
+    assert issue is not None and issue.translation_key == "invalid_address"
+    # Reconfigured to a good address, the entry loads and the repair goes.
+    hass.config_entries.async_update_entry(
+        entry,
+        data={
+            **entry.data,
+            "community_url": simulator.url,
+            "server_url": simulator.url,
+            "origin": None,
+        },
+    )
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert issues.async_get_issue(DOMAIN, f"invalid_address_{entry.entry_id}") is None
+
+
+async def test_v1_migration_normalises_the_address(
+    hass: HomeAssistant, simulator: CircleSimulator
+) -> None:
+    """The address is stored as the flow stores it (scheme, host, port)."""
+    data = v1_data(simulator)
+    data["community_url"] = f"{simulator.url}/c/home/"
+    entry = MockConfigEntry(
+        domain=DOMAIN, title="Grace Hopper", unique_id="1_42", version=1, data=data
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.data["server_url"] == simulator.url

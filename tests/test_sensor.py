@@ -188,7 +188,7 @@ async def test_events_use_the_cached_device_id(hass: HomeAssistant, simulator) -
     s = simulator.seeded
     entry = await setup(hass, simulator)
     await connected(hass, entry)
-    device = dr.async_get(hass).async_get_device({(DOMAIN, entry.entry_id)})
+    (device,) = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
     messages = async_capture_events(hass, "circle_new_message")
     with patch.object(
         dr.DeviceRegistry,

@@ -2,34 +2,39 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import config_validation as cv, device_registry as dr
+from homeassistant.exceptions import ConfigEntryError
+from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
 
+from .address import address_error, normalise_url
 from .const import (
-    CONF_BACKFILL_HOURS,
+    CONF_APP_TOKEN,
     CONF_COMMUNITY_URL,
-    CONF_FOLLOWED_ROOMS,
-    CONF_IGNORE_OWN,
-    CONF_INCLUDE_TEXT,
+    CONF_ORIGIN,
     CONF_SERVER_URL,
     DOMAIN,
+    ISSUE_INVALID_ADDRESS,
     LOGGER,
 )
 from .coordinator import CircleConfigEntry, CircleCoordinator
+from .device import async_ensure_device, async_migrate_device
 from .issues import EntryIssues
+from .revocation import async_revoke_tokens
 from .services import async_setup_services
-from .store import LedgerStore
-
-PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
-OPTION_KEYS = (
-    CONF_INCLUDE_TEXT,
-    CONF_IGNORE_OWN,
-    CONF_FOLLOWED_ROOMS,
-    CONF_BACKFILL_HOURS,
+from .store import (
+    RUNTIME_KEYS,
+    LedgerStore,
+    async_get_runtime_store,
+    async_remove_runtime_store,
+    take_new_entry_tokens,
 )
 
+PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
+ADDRESS_FIELDS = (CONF_SERVER_URL, CONF_COMMUNITY_URL, CONF_ORIGIN)
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
@@ -41,7 +46,11 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 
 
 async def async_migrate_entry(hass: HomeAssistant, entry: CircleConfigEntry) -> bool:
-    """Version 1 -> 2: the old address served everything, so it becomes the Circle server too."""
+    """Bring an entry to version 2.2.
+
+    1 -> 2: one address becomes two. 2.1 -> 2.2: runtime state moves to a Store and the
+    device gets the account's identifier.
+    """
     if entry.version > 2:
         LOGGER.error(
             "Cannot downgrade the Circle entry %s from version %s",
@@ -50,46 +59,95 @@ async def async_migrate_entry(hass: HomeAssistant, entry: CircleConfigEntry) -> 
         )
         return False
     if entry.version == 1:
+        address = entry.data[CONF_COMMUNITY_URL]
+        if address_error(address) is None:
+            address = normalise_url(address)
+        else:  # kept as it was: setup refuses it and asks for a reconfiguration
+            LOGGER.warning("The Circle entry %s has an invalid address", entry.title)
         hass.config_entries.async_update_entry(
             entry,
-            data={**entry.data, CONF_SERVER_URL: entry.data[CONF_COMMUNITY_URL]},
+            data={**entry.data, CONF_SERVER_URL: address},
             version=2,
             minor_version=1,
         )
-        LOGGER.debug("Migrated the Circle entry %s to version 2", entry.title)
+    if entry.minor_version < 2:
+        runtime = await async_get_runtime_store(hass, entry.entry_id)
+        runtime.adopt(_server_url(entry.data), entry.data)
+        await runtime.async_save()  # before the entry forgets them
+        async_migrate_device(hass, entry)
+        hass.config_entries.async_update_entry(
+            entry,
+            data={k: v for k, v in entry.data.items() if k not in RUNTIME_KEYS},
+            minor_version=2,
+        )
+    LOGGER.debug("Migrated the Circle entry %s to version 2.2", entry.title)
     return True
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: CircleConfigEntry) -> bool:
     """Check the credentials, sync the counts, then hold the cable in the background."""
-    coordinator = CircleCoordinator(hass, entry)
+    _check_addresses(hass, entry)
+    runtime = await async_get_runtime_store(hass, entry.entry_id)
+    if tokens := take_new_entry_tokens(hass, entry.unique_id, _server_url(entry.data)):
+        runtime.hand_over(_server_url(entry.data), tokens)
+    coordinator = CircleCoordinator(hass, entry, runtime)
     await coordinator.async_config_entry_first_refresh()
     entry.runtime_data = coordinator
+    member = coordinator.member
+    coordinator.cached_device_id = async_ensure_device(
+        hass, entry, member.name if member else None, coordinator.community_url
+    )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
-    # The entities created the service device: remember its id for the bus events.
-    if device := dr.async_get(hass).async_get_device({(DOMAIN, entry.entry_id)}):
-        coordinator.cached_device_id = device.id
     coordinator.async_start()
-    entry.async_on_unload(entry.add_update_listener(_async_options_updated))
     return True
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: CircleConfigEntry) -> bool:
-    """Unload the platforms, then close the cable."""
+    """Unload the platforms, then close the cable; revoke the tokens a flow replaced."""
     if unload_ok := await hass.config_entries.async_unload_platforms(entry, PLATFORMS):
-        await entry.runtime_data.async_stop()
+        coordinator = entry.runtime_data
+        await coordinator.async_stop()
+        if coordinator.superseded:
+            same_server = _server_url(entry.data) == coordinator.server_url
+            async_revoke_tokens(
+                hass,
+                coordinator.server_url,
+                # The current app token only goes to the server it belongs to.
+                entry.data[CONF_APP_TOKEN] if same_server else coordinator.app_token,
+                coordinator.auth.tokens,
+            )
     return unload_ok
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: CircleConfigEntry) -> None:
-    """Delete what the entry leaves behind: its message ledger and its repair issues."""
+    """Delete what the entry leaves behind and revoke its tokens (in the background)."""
+    runtime = await async_remove_runtime_store(hass, entry.entry_id)
+    server_url = _server_url(entry.data)
+    async_revoke_tokens(
+        hass, server_url, entry.data[CONF_APP_TOKEN], runtime.tokens(server_url)
+    )
     await LedgerStore(hass, entry).async_remove()
     EntryIssues(hass, entry).clear()
 
 
-async def _async_options_updated(hass: HomeAssistant, entry: CircleConfigEntry) -> None:
-    """Reload on option changes only: token updates (every hour) must not drop the cable."""
-    if {k: entry.options.get(k) for k in OPTION_KEYS} != {
-        k: entry.runtime_data.options.get(k) for k in OPTION_KEYS
-    }:
-        hass.config_entries.async_schedule_reload(entry.entry_id)
+def _server_url(data: Any) -> str:
+    return str(data.get(CONF_SERVER_URL) or data[CONF_COMMUNITY_URL])
+
+
+def _check_addresses(hass: HomeAssistant, entry: CircleConfigEntry) -> None:
+    """Apply the config flow's address rules again: a broken entry gets a repair, no token."""
+    issues = EntryIssues(hass, entry)
+    for field in ADDRESS_FIELDS:
+        value = (
+            _server_url(entry.data)
+            if field == CONF_SERVER_URL
+            else entry.data.get(field)
+        )
+        if (value or field != CONF_ORIGIN) and address_error(value) is not None:
+            issues.raise_issue(ISSUE_INVALID_ADDRESS, field=field)
+            raise ConfigEntryError(
+                translation_domain=DOMAIN,
+                translation_key=ISSUE_INVALID_ADDRESS,
+                translation_placeholders={"field": field},
+            )
+    issues.clear(ISSUE_INVALID_ADDRESS)

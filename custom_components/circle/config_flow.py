@@ -9,16 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-import ipaddress
 import re
 from typing import Any, Final
 
-from homeassistant.config_entries import (
-    ConfigEntryState,
-    ConfigFlow,
-    ConfigFlowResult,
-    OptionsFlow,
-)
+from homeassistant.config_entries import ConfigEntryState, ConfigFlow, ConfigFlowResult
 from homeassistant.core import callback
 from homeassistant.data_entry_flow import section
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
@@ -35,8 +29,8 @@ from homeassistant.helpers.selector import (
     TextSelectorType,
 )
 import voluptuous as vol
-from yarl import URL
 
+from .address import CREDENTIALS, INSECURE, INVALID, normalise_url as _normalise_url
 from .client import (
     CircleAuth,
     CircleAuthenticationError,
@@ -49,6 +43,7 @@ from .client import (
     Member,
     TokenSet,
 )
+from .compat import OptionsFlowWithReload
 from .const import (
     CONF_APP_TOKEN,
     CONF_BACKFILL_HOURS,
@@ -59,7 +54,6 @@ from .const import (
     CONF_MEMBER,
     CONF_MEMBER_ID,
     CONF_ORIGIN,
-    CONF_ROOM_PARAM,
     CONF_SERVER_URL,
     CONF_TOKENS,
     DEFAULT_BACKFILL_HOURS,
@@ -68,16 +62,15 @@ from .const import (
     LOGGER,
 )
 from .coordinator import CircleConfigEntry
+from .revocation import async_revoke_tokens
+from .store import SERVER, async_get_runtime_store, give_new_entry_tokens
 
 ADVANCED: Final = "advanced"
 URL_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.URL))
 TEXT_SELECTOR = TextSelector()
 PASSWORD_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
 
-# Why an address was refused; each field has its own translated error for each reason.
-INVALID: Final = "invalid"
-INSECURE: Final = "insecure"
-CREDENTIALS: Final = "credentials"
+# Each field has its own translated error for each reason an address is refused.
 URL_ERRORS: Final[dict[str, dict[str, str]]] = {
     CONF_COMMUNITY_URL: {
         INVALID: "invalid_url",
@@ -97,69 +90,9 @@ URL_ERRORS: Final[dict[str, dict[str, str]]] = {
 }
 
 MAX_MEMBER_DIGITS: Final = 19
-_HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)", re.IGNORECASE)
-_AUTHORITY_END = re.compile(r"[/?#]")
 _EMAIL = re.compile(
     r"[\w.!#$%&'*+/=?^`{|}~-]{1,64}@(?=[^@]{1,253}$)(?:[\w-]+\.)+[\w-]{2,}"
 )
-
-
-def _host_error(host: str) -> str | None:
-    """None for a DNS name or an IP address; INVALID otherwise."""
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        labels = host.removesuffix(".").split(".")
-        if labels[-1].isdigit() or not all(map(_HOST_LABEL.fullmatch, labels)):
-            return INVALID
-    return None
-
-
-def _is_loopback(host: str) -> bool:
-    """localhost, 127.0.0.0/8 or ::1: the only hosts that may be reached over http://."""
-    if host.removesuffix(".").lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _normalise_url(value: str) -> str:
-    r"""Return `scheme://host[:port]` of an address typed by the user; vol.Invalid if refused.
-
-    https:// is added when no scheme is given. http:// is accepted only for loopback hosts.
-    User names, passwords, "@" and backslashes are refused before parsing, so that
-    `app.circle.so@evil.com` or `app.circle.so\\@evil.com` never resolves to evil.com.
-    """
-    text = value.strip()
-    if "\\" in text:
-        raise vol.Invalid(CREDENTIALS)
-    if not text or not text.isprintable() or any(ch.isspace() for ch in text):
-        raise vol.Invalid(INVALID)
-    if "://" not in text:
-        text = f"https://{text}"
-    authority = _AUTHORITY_END.split(text.partition("://")[2], maxsplit=1)[0]
-    if "@" in authority:
-        raise vol.Invalid(CREDENTIALS)
-    if authority.endswith(":"):  # an empty port: `https://https://host` is no address
-        raise vol.Invalid(INVALID)
-    try:
-        url = URL(text)
-        origin = str(url.origin())
-    except ValueError as err:  # bad port, broken IPv6 literal, bad IDNA name
-        raise vol.Invalid(INVALID) from err
-    host = url.raw_host or ""
-    if (
-        url.scheme not in ("http", "https")
-        or not host
-        or url.explicit_port == 0
-        or _host_error(host)
-    ):
-        raise vol.Invalid(INVALID)
-    if url.scheme == "http" and not _is_loopback(host):
-        raise vol.Invalid(INSECURE)
-    return origin
 
 
 def _parse_member(value: str) -> dict[str, Any]:
@@ -183,10 +116,8 @@ class Connection:
     member: str
     member_settings: dict[str, Any]
 
-    def entry_data(
-        self, member: Member, app_token: str, tokens: TokenSet
-    ) -> dict[str, Any]:
-        """Return the config entry data (version 2)."""
+    def entry_data(self, member: Member, app_token: str) -> dict[str, Any]:
+        """Return the config entry data (version 2.2: what the user entered, no tokens)."""
         return {
             CONF_COMMUNITY_URL: self.community_url,
             CONF_SERVER_URL: self.server_url,
@@ -194,7 +125,6 @@ class Connection:
             CONF_MEMBER_ID: member.id,
             CONF_APP_TOKEN: app_token,
             CONF_ORIGIN: self.origin,
-            CONF_TOKENS: tokens.as_dict(),
         }
 
 
@@ -266,7 +196,7 @@ class CircleConfigFlow(ConfigFlow, domain=DOMAIN):
     """Set up a Circle member account."""
 
     VERSION = 2
-    MINOR_VERSION = 1
+    MINOR_VERSION = 2
 
     async def _validate(
         self,
@@ -307,6 +237,34 @@ class CircleConfigFlow(ConfigFlow, domain=DOMAIN):
     def _unique_id(member: Member, tokens: TokenSet) -> str:
         return f"{tokens.community_id}_{member.id}"
 
+    async def _async_hand_over(
+        self,
+        entry: CircleConfigEntry,
+        server_url: str,
+        app_token: str,
+        tokens: TokenSet,
+    ) -> None:
+        """Give the new tokens to the entry; the tokens they replace are revoked.
+
+        A running session revokes its own at unload (it may renew them until then); for an
+        entry that is not running, the stored ones are revoked here, at the server that
+        issued them, with an app token of that server.
+        """
+        runtime = await async_get_runtime_store(self.hass, entry.entry_id)
+        # An entry not yet migrated to 2.2 still holds its server's tokens itself.
+        runtime.adopt(
+            entry.data.get(CONF_SERVER_URL) or entry.data[CONF_COMMUNITY_URL],
+            entry.data,
+        )
+        previous = runtime.hand_over(server_url, tokens.as_dict())
+        if entry.state is not ConfigEntryState.LOADED and (old := previous.get(SERVER)):
+            old_app_token = (
+                app_token if old == server_url else entry.data[CONF_APP_TOKEN]
+            )
+            async_revoke_tokens(
+                self.hass, old, old_app_token, previous.get(CONF_TOKENS)
+            )
+
     async def async_step_user(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
@@ -325,11 +283,15 @@ class CircleConfigFlow(ConfigFlow, domain=DOMAIN):
                 member, tokens = result
                 await self.async_set_unique_id(self._unique_id(member, tokens))
                 self._abort_if_unique_id_configured()
+                give_new_entry_tokens(
+                    self.hass,
+                    self._unique_id(member, tokens),
+                    connection.server_url,
+                    tokens.as_dict(),
+                )
                 return self.async_create_entry(
                     title=member.name or f"Member {member.id}",
-                    data=connection.entry_data(
-                        member, user_input[CONF_APP_TOKEN], tokens
-                    ),
+                    data=connection.entry_data(member, user_input[CONF_APP_TOKEN]),
                 )
         schema = _connection_schema().extend(
             {vol.Required(CONF_APP_TOKEN): PASSWORD_SELECTOR}
@@ -366,12 +328,12 @@ class CircleConfigFlow(ConfigFlow, domain=DOMAIN):
             member, tokens = result
             await self.async_set_unique_id(self._unique_id(member, tokens))
             self._abort_if_unique_id_mismatch(reason="wrong_member")
+            server_url = entry.data[CONF_SERVER_URL]
+            await self._async_hand_over(
+                entry, server_url, user_input[CONF_APP_TOKEN], tokens
+            )
             return self.async_update_reload_and_abort(
-                entry,
-                data_updates={
-                    CONF_APP_TOKEN: user_input[CONF_APP_TOKEN],
-                    CONF_TOKENS: tokens.as_dict(),
-                },
+                entry, data_updates={CONF_APP_TOKEN: user_input[CONF_APP_TOKEN]}
             )
         return self.async_show_form(
             step_id="reauth_confirm",
@@ -413,11 +375,12 @@ class CircleConfigFlow(ConfigFlow, domain=DOMAIN):
                 member, tokens = result
                 await self.async_set_unique_id(self._unique_id(member, tokens))
                 self._abort_if_unique_id_mismatch(reason="wrong_member")
-                updates = connection.entry_data(member, app_token, tokens)
-                if connection.server_url != entry.data.get(CONF_SERVER_URL):
-                    # Learned from the old server: the new one is asked afresh.
-                    updates[CONF_ROOM_PARAM] = None
-                return self.async_update_reload_and_abort(entry, data_updates=updates)
+                await self._async_hand_over(
+                    entry, connection.server_url, app_token, tokens
+                )
+                return self.async_update_reload_and_abort(
+                    entry, data_updates=connection.entry_data(member, app_token)
+                )
         suggested = _without_token(user_input) if user_input else _stored(entry.data)
         schema = _connection_schema().extend(
             {vol.Optional(CONF_APP_TOKEN): PASSWORD_SELECTOR}
@@ -447,8 +410,8 @@ def _stored(data: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-class CircleOptionsFlow(OptionsFlow):
-    """What goes into events, and which extra rooms to follow."""
+class CircleOptionsFlow(OptionsFlowWithReload):
+    """What goes into events, and which extra rooms to follow (a change reloads the entry)."""
 
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None

@@ -44,6 +44,8 @@ ISSUE_NOT_ELIGIBLE: Final = "not_eligible"
 ISSUE_SUBSCRIPTION_REJECTED: Final = "subscription_rejected"
 ISSUE_ORIGIN_REJECTED: Final = "origin_rejected"
 ISSUE_MEMBER_NOT_FOUND: Final = "member_not_found"
+# An address stored in the entry breaks the config flow's rules: reconfigure it.
+ISSUE_INVALID_ADDRESS: Final = "invalid_address"
 
 
 def ledger_store_key(entry_id: str) -> str:

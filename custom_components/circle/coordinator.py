@@ -56,9 +56,7 @@ from .const import (
     CONF_MEMBER,
     CONF_MEMBER_ID,
     CONF_ORIGIN,
-    CONF_ROOM_PARAM,
     CONF_SERVER_URL,
-    CONF_TOKENS,
     DEFAULT_BACKFILL_HOURS,
     DOMAIN,
     EVENT_NEW_NOTIFICATION,
@@ -69,7 +67,7 @@ from .const import (
 from .errors import describe_error
 from .issues import VERDICT_ISSUES, EntryIssues
 from .payload import MESSAGE_EVENTS, message_payload, notification_payload
-from .store import LedgerStore
+from .store import LedgerStore, RuntimeStore
 
 type CircleConfigEntry = ConfigEntry[CircleCoordinator]
 type ActivityListener = Callable[[str, str, dict[str, Any]], None]
@@ -91,8 +89,13 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
 
     config_entry: CircleConfigEntry
 
-    def __init__(self, hass: HomeAssistant, entry: CircleConfigEntry) -> None:
-        """Build the client on Home Assistant's shared session."""
+    def __init__(
+        self, hass: HomeAssistant, entry: CircleConfigEntry, runtime: RuntimeStore
+    ) -> None:
+        """Build the client on Home Assistant's shared session, with the stored tokens.
+
+        Tokens another server issued are dropped here (they never go to this server).
+        """
         super().__init__(
             hass, LOGGER, config_entry=entry, name=DOMAIN, always_update=False
         )
@@ -100,11 +103,15 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         self.community_url: str = entry.data[CONF_COMMUNITY_URL]
         self.server_url: str = entry.data.get(CONF_SERVER_URL) or self.community_url
         member = str(entry.data.get(CONF_MEMBER_ID) or entry.data[CONF_MEMBER])
+        self.runtime = runtime
+        self.app_token: str = entry.data[CONF_APP_TOKEN]
+        runtime.bind(self.server_url)
+        self.epoch = runtime.epoch
         self.auth = CircleAuth(
             session,
             self.server_url,
             entry.data[CONF_APP_TOKEN],
-            tokens=TokenSet.from_dict(entry.data.get(CONF_TOKENS) or {}),
+            tokens=TokenSet.from_dict(runtime.tokens(self.server_url) or {}),
             on_tokens=self._persist_tokens,
             **member_settings(member),
         )
@@ -117,7 +124,7 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         self.status = SyncStatus()
         self.connection = ConnectionStatus(ConnectionState.DISCONNECTED, "not_started")
         self.issues = EntryIssues(hass, entry)
-        self._store = LedgerStore(hass, entry)
+        self._store = LedgerStore(hass, entry, runtime)
         self._ledger: Ledger | None = None
         self._ledger_lost = False
         self._activity_listeners: list[ActivityListener] = []
@@ -180,7 +187,7 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
             origin=self.origin,
             room_ids=[int(r) for r in self.options.get(CONF_FOLLOWED_ROOMS, [])],
             room_uuids={r.id: r.uuid for r in self._snapshot.rooms if r.id},
-            room_param=self.config_entry.data.get(CONF_ROOM_PARAM),
+            room_param=self.runtime.room_param(self.server_url),
             on_room_param=self._persist_room_param,
             options=CABLE_OPTIONS,
         )
@@ -255,18 +262,18 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         if self.session is not None:
             self.session.notifications_read()
 
+    @property
+    def superseded(self) -> bool:
+        """A flow handed over new tokens since this session started (it is being replaced)."""
+        return self.epoch != self.runtime.epoch
+
     def _persist_tokens(self, tokens: TokenSet) -> None:
-        """Save new tokens at once so a restart never loses them; no reload follows."""
-        self.hass.config_entries.async_update_entry(
-            self.config_entry,
-            data={**self.config_entry.data, CONF_TOKENS: tokens.as_dict()},
-        )
+        """Save new tokens to the runtime store (no config entry is written, no reload)."""
+        self.runtime.save_tokens(self.server_url, tokens.as_dict(), self.epoch)
 
     def _persist_room_param(self, param: str) -> None:
         """Remember which room-channel parameter Circle accepted."""
-        self.hass.config_entries.async_update_entry(
-            self.config_entry, data={**self.config_entry.data, CONF_ROOM_PARAM: param}
-        )
+        self.runtime.save_room_param(self.server_url, param, self.epoch)
 
     # --- SessionListener ------------------------------------------------------------------
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity import EntityDescription
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from .const import DOMAIN
 from .coordinator import CircleCoordinator
+from .device import device_info
 
 
 class CircleEntity(CoordinatorEntity[CircleCoordinator]):
@@ -24,13 +23,8 @@ class CircleEntity(CoordinatorEntity[CircleCoordinator]):
         self.entity_description = description
         self._attr_unique_id = f"{entry.unique_id}_{description.key}"
         member = coordinator.member
-        self._attr_device_info = DeviceInfo(
-            identifiers={(DOMAIN, entry.entry_id)},
-            entry_type=DeviceEntryType.SERVICE,
-            manufacturer="Circle",
-            model="Community member",
-            name=f"Circle {member.name}" if member and member.name else entry.title,
-            configuration_url=coordinator.community_url,
+        self._attr_device_info = device_info(
+            entry, member.name if member else None, coordinator.community_url
         )
 
     @property

@@ -8,6 +8,7 @@ from homeassistant.helpers import issue_registry as ir
 
 from .const import (
     DOMAIN,
+    ISSUE_INVALID_ADDRESS,
     ISSUE_MEMBER_NOT_FOUND,
     ISSUE_NOT_ELIGIBLE,
     ISSUE_ORIGIN_REJECTED,
@@ -19,6 +20,7 @@ ALL_ISSUES = (
     ISSUE_MEMBER_NOT_FOUND,
     ISSUE_ORIGIN_REJECTED,
     ISSUE_SUBSCRIPTION_REJECTED,
+    ISSUE_INVALID_ADDRESS,
 )
 # An authentication verdict that a reauth cannot fix becomes one of these.
 VERDICT_ISSUES = {

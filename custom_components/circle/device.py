@@ -1,0 +1,57 @@
+"""The service device of one Circle account, named after the account, not the entry.
+
+The identifier is `(circle, "<community id>_<member id>")`, the entry's unique id: removing and
+re-adding the account gives the same device id (Home Assistant restores a deleted device by its
+identifier), so automations filtering bus events on `device_id` keep matching.
+"""
+
+from __future__ import annotations
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
+
+from .const import DOMAIN
+
+
+def device_identifier(entry: ConfigEntry) -> tuple[str, str]:
+    """Return the account's identifier (the entry id only for an entry without a unique id)."""
+    return (DOMAIN, entry.unique_id or entry.entry_id)
+
+
+def device_info(entry: ConfigEntry, member_name: str | None, url: str) -> DeviceInfo:
+    """Describe the device: the member, Circle, and a link to the community."""
+    return DeviceInfo(
+        identifiers={device_identifier(entry)},
+        entry_type=DeviceEntryType.SERVICE,
+        manufacturer="Circle",
+        model="Community member",
+        name=f"Circle {member_name}" if member_name else entry.title,
+        configuration_url=url,
+    )
+
+
+@callback
+def async_ensure_device(
+    hass: HomeAssistant, entry: ConfigEntry, member_name: str | None, url: str
+) -> str:
+    """Create (or restore) the device before the platforms are set up; return its id."""
+    device = dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id, **device_info(entry, member_name, url)
+    )
+    return device.id
+
+
+@callback
+def async_migrate_device(hass: HomeAssistant, entry: ConfigEntry) -> None:
+    """Give the entry's device the account's identifier; its id and entities stay."""
+    registry = dr.async_get(hass)
+    old, new = (DOMAIN, entry.entry_id), device_identifier(entry)
+    if old == new:
+        return
+    for device in dr.async_entries_for_config_entry(registry, entry.entry_id):
+        if old in device.identifiers:
+            registry.async_update_device(
+                device.id, new_identifiers=(device.identifiers - {old}) | {new}
+            )
