@@ -6,6 +6,8 @@ before anything is sent.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
@@ -666,3 +668,12 @@ async def test_reconfigure_while_a_reauth_is_pending(hass, simulator) -> None:
     result = await submit(hass, result["flow_id"], {"app_token": simulator.app_token})
     assert result["reason"] == "reauth_successful"
     await hass.async_block_till_done()
+
+
+@pytest.mark.parametrize("language", ["en", "de", "es", "fr", "nl", "pt"])
+def test_not_eligible_names_the_wrong_token_type_too(language: str) -> None:
+    """A 403 on mint is a plan without headless access OR an Admin API token."""
+    path = Path(__file__).parents[1] / "custom_components/circle/translations"
+    strings = json.loads((path / f"{language}.json").read_text())
+    text = strings["config"]["error"]["not_eligible"].replace("-", " ")
+    assert "Admin API" in text and "Headless Auth" in text

@@ -198,10 +198,11 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         )
 
     async def async_stop(self) -> None:
-        """Close the cable and save the ledger now."""
+        """Close the cable; save the ledger and the runtime state now."""
         if self.session is not None:
             await self.session.stop()
             await self._store.async_save(self.session.core.ledger)
+        await self.runtime.async_save()
 
     @property
     def origin(self) -> str:

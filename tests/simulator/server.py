@@ -599,6 +599,8 @@ class CircleSimulator:
         )
 
     async def _revoke_access(self, request: web.Request) -> web.Response:
+        if (fault := self._take_fault(("revoke",))) is not None:
+            return fault
         if _bearer(request) != self.app_token:
             return _error(401, MSG_APP_TOKEN)
         token = (await self._body(request)).get("access_token")
@@ -611,6 +613,8 @@ class CircleSimulator:
         return web.Response(status=204)
 
     async def _revoke_refresh(self, request: web.Request) -> web.Response:
+        if (fault := self._take_fault(("revoke",))) is not None:
+            return fault
         if _bearer(request) != self.app_token:
             return _error(401, MSG_APP_TOKEN)
         token = (await self._body(request)).get("refresh_token")
