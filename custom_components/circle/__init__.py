@@ -124,14 +124,14 @@ async def async_remove_entry(hass: HomeAssistant, entry: CircleConfigEntry) -> N
     runtime = await async_remove_runtime_store(hass, entry.entry_id)
     server_url = _server_url(entry.data)
     async_revoke_tokens(
-        hass, server_url, entry.data[CONF_APP_TOKEN], runtime.tokens(server_url)
+        hass, server_url, entry.data.get(CONF_APP_TOKEN, ""), runtime.tokens(server_url)
     )
     await LedgerStore(hass, entry).async_remove()
     EntryIssues(hass, entry).clear()
 
 
 def _server_url(data: Any) -> str:
-    return str(data.get(CONF_SERVER_URL) or data[CONF_COMMUNITY_URL])
+    return str(data.get(CONF_SERVER_URL) or data.get(CONF_COMMUNITY_URL) or "")
 
 
 def _check_addresses(hass: HomeAssistant, entry: CircleConfigEntry) -> None:
