@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import config_validation as cv, device_registry as dr
@@ -19,10 +20,11 @@ from .const import (
 )
 from .coordinator import CircleConfigEntry, CircleCoordinator
 from .issues import EntryIssues
+from .rooms import RoomDevices, room_uuid_of
 from .services import async_setup_services
 from .store import LedgerStore
 
-PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
+PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.NOTIFY, Platform.SENSOR]
 OPTION_KEYS = (
     CONF_INCLUDE_TEXT,
     CONF_IGNORE_OWN,
@@ -69,6 +71,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: CircleConfigEntry) -> bo
     # The entities created the service device: remember its id for the bus events.
     if device := dr.async_get(hass).async_get_device({(DOMAIN, entry.entry_id)}):
         coordinator.cached_device_id = device.id
+    entry.async_on_unload(RoomDevices(hass, entry).async_start())
     coordinator.async_start()
     entry.async_on_unload(entry.add_update_listener(_async_options_updated))
     return True
@@ -85,6 +88,18 @@ async def async_remove_entry(hass: HomeAssistant, entry: CircleConfigEntry) -> N
     """Delete what the entry leaves behind: its message ledger and its repair issues."""
     await LedgerStore(hass, entry).async_remove()
     EntryIssues(hass, entry).clear()
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: CircleConfigEntry, device: dr.DeviceEntry
+) -> bool:
+    """Allow removing a room's device once the member left the room; never the account's."""
+    uuid = room_uuid_of(entry.entry_id, device)
+    if uuid is None:
+        return False
+    if entry.state is not ConfigEntryState.LOADED:
+        return True
+    return uuid not in entry.runtime_data.data.unread_counts
 
 
 async def _async_options_updated(hass: HomeAssistant, entry: CircleConfigEntry) -> None:

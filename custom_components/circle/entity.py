@@ -1,4 +1,4 @@
-"""Base entity: one service device per Circle account."""
+"""Base entities: one service device per Circle account, one per chat room."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity import EntityDescription
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from .const import DOMAIN
+from .const import ACCOUNT_MODEL, DOMAIN
 from .coordinator import CircleCoordinator
+from .rooms import enabled_by_default, room_device_info
 
 
 class CircleEntity(CoordinatorEntity[CircleCoordinator]):
@@ -28,7 +29,7 @@ class CircleEntity(CoordinatorEntity[CircleCoordinator]):
             identifiers={(DOMAIN, entry.entry_id)},
             entry_type=DeviceEntryType.SERVICE,
             manufacturer="Circle",
-            model="Community member",
+            model=ACCOUNT_MODEL,
             name=f"Circle {member.name}" if member and member.name else entry.title,
             configuration_url=coordinator.community_url,
         )
@@ -37,3 +38,28 @@ class CircleEntity(CoordinatorEntity[CircleCoordinator]):
     def available(self) -> bool:
         """Unavailable only after the grace period or an auth failure."""
         return self.coordinator.available
+
+
+class CircleRoomEntity(CircleEntity):
+    """An entity of one chat room's device; unavailable once the room is gone."""
+
+    def __init__(
+        self, coordinator: CircleCoordinator, description: EntityDescription, uuid: str
+    ) -> None:
+        """Set ids per entry and room (room sensors keep the unique ids they always had)."""
+        super().__init__(coordinator, description)
+        self.room_uuid = uuid
+        entry = coordinator.config_entry
+        suffix = f"_{description.key}" if description.key != "unread_messages" else ""
+        self._attr_unique_id = f"{entry.unique_id}_room_{uuid}{suffix}"
+        self._attr_device_info = room_device_info(coordinator, uuid)
+        self._attr_entity_registry_enabled_default = enabled_by_default(
+            coordinator, uuid
+        )
+
+    @property
+    def available(self) -> bool:
+        """Only while the room exists."""
+        return (
+            super().available and self.room_uuid in self.coordinator.data.unread_counts
+        )
