@@ -83,7 +83,8 @@ def _replace_strings(value: Any, replace: Callable[[str], str]) -> Any:
 
 @pytest.mark.usefixtures("entity_registry_enabled_by_default")
 @pytest.mark.parametrize(
-    "platform", [Platform.SENSOR, Platform.BINARY_SENSOR, Platform.EVENT]
+    "platform",
+    [Platform.SENSOR, Platform.BINARY_SENSOR, Platform.EVENT, Platform.NOTIFY],
 )
 async def test_entities(
     hass: HomeAssistant,
