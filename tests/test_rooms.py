@@ -250,3 +250,35 @@ async def test_legacy_room_sensors_keep_entity_id_and_history(
         registry.async_get(legacy["5a0c2b7e-0000-4000-8000-00000000dead"].entity_id)
         is None
     )
+
+
+async def test_logbook_lines_follow_the_language(
+    hass: HomeAssistant, simulator
+) -> None:
+    """Logbook descriptions come from the translations (here German), never the text."""
+    from custom_components.circle.logbook import async_describe_events
+
+    hass.config.language = "de"
+    entry = await setup(hass, simulator)
+    await connected(hass, entry)
+    described = {}
+    async_describe_events(
+        hass, lambda _domain, event_type, fn: described.__setitem__(event_type, fn)
+    )
+
+    class FakeEvent:
+        def __init__(self, event_type, data) -> None:
+            self.event_type = event_type
+            self.data = data
+
+    line = described["circle_new_message"](
+        FakeEvent(
+            "circle_new_message",
+            {"sender_name": "Ada", "room_name": "Maschinen", "text": "geheim"},
+        )
+    )
+    assert line["message"] == "Neue Nachricht von Ada in Maschinen"
+    notification = described["circle_new_notification"](
+        FakeEvent("circle_new_notification", {"actor_name": "Al"})
+    )
+    assert notification["message"] == "Neue Benachrichtigung von Al"
