@@ -40,7 +40,7 @@ async def test_readme_automations_are_valid_and_fire(hass: HomeAssistant) -> Non
     blocks = [yaml.safe_load(b) for b in readme_yaml_blocks() if "automation:" in b]
     assert blocks, "the README shows at least one automation"
     calls = async_mock_service(hass, "notify", "notify")
-    replies = async_mock_service(hass, "circle", "send_message")
+    replies = async_mock_service(hass, "circle", "reply")
     automations = [a for config in blocks for a in config["automation"]]
     assert await async_setup_component(hass, "automation", {"automation": automations})
     await hass.async_block_till_done()
@@ -54,6 +54,7 @@ async def test_readme_automations_are_valid_and_fire(hass: HomeAssistant) -> Non
             "room_name": "Ada",
             "config_entry_id": "entry-1",
             "room_uuid": "room-1",
+            "room_device_id": "device-room-1",
             "message_id": 7,
             "backfilled": False,
         },
@@ -65,44 +66,27 @@ async def test_readme_automations_are_valid_and_fire(hass: HomeAssistant) -> Non
     await hass.async_block_till_done()
     assert [c.data["message"] for c in calls] == ["Hi"]
     assert calls[0].data["title"] == "Circle: Ada"
-    assert [
-        (c.data["room"], c.data["reply_to"], c.data["config_entry_id"]) for c in replies
-    ] == [("room-1", 7, "entry-1")]
+    assert [(c.data["device_id"], c.data["message_id"]) for c in replies] == [
+        (["device-room-1"], 7)
+    ]
+
+
+ADA = ("Ada", 7, "DM", "dev-dm", "direct")
+AL = ("Al", 8, "Group", "dev-group", "group_chat")
+# A stranger who took Ada's name, in a room of the DM's name: names are not identity.
+FAKE_ADA = ("Ada", 666, "DM", "dev-other", "group_chat")
 
 
 @pytest.mark.parametrize(
     ("inputs", "events", "expected"),
     [
-        (
-            {},
-            [("Ada", "DM", "direct"), ("Al", "Group", "group_chat")],
-            ["Ada in DM", "Al in Group"],
-        ),
-        (
-            {"rooms": ["Group"]},
-            [("Ada", "DM", "direct"), ("Al", "Group", "group_chat")],
-            ["Al in Group"],
-        ),
-        (
-            {"senders": ["Ada"]},
-            [("Ada", "DM", "direct"), ("Al", "Group", "group_chat")],
-            ["Ada in DM"],
-        ),
-        (
-            {"direct_only": True},
-            [("Ada", "DM", "direct"), ("Al", "Group", "group_chat")],
-            ["Ada in DM"],
-        ),
-        (
-            {"skip_backfilled": True},
-            [("Ada", "DM", "direct", True), ("Al", "Group", "group_chat", False)],
-            ["Al in Group"],
-        ),
-        (
-            {},
-            [("Ada", "DM", "direct", True)],
-            ["Ada in DM"],
-        ),
+        ({}, [ADA, AL], ["Ada", "Al · Group"]),
+        ({"rooms": ["dev-group"]}, [ADA, AL, FAKE_ADA], ["Al · Group"]),
+        ({"senders": ["7"]}, [ADA, AL, FAKE_ADA], ["Ada"]),
+        ({"senders": [" 8 "]}, [ADA, AL], ["Al · Group"]),
+        ({"direct_only": True}, [ADA, AL], ["Ada"]),
+        ({"skip_backfilled": True}, [(*ADA, True), AL], ["Al · Group"]),
+        ({}, [(*ADA, True)], ["Ada"]),
     ],
 )
 async def test_blueprint_loads_and_filters(
@@ -128,13 +112,15 @@ async def test_blueprint_loads_and_filters(
     assert await async_setup_component(hass, "automation", config)
     await hass.async_block_till_done()
     assert hass.states.async_entity_ids("automation")
-    for sender, room, kind, *backfilled in events:
+    for sender, sender_id, room, room_device, kind, *backfilled in events:
         hass.bus.async_fire(
             "circle_new_message",
             {
                 "device_id": "device-1",
                 "sender_name": sender,
+                "sender_id": sender_id,
                 "room_name": room,
+                "room_device_id": room_device,
                 "room_kind": kind,
                 "text": "t",
                 "backfilled": bool(backfilled and backfilled[0]),

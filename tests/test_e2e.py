@@ -90,7 +90,7 @@ async def test_demo_replies_from_home_assistant_and_has_a_dashboard(
             dashboard = (await ws.receive_json())["result"]
         buttons = [c for c in dashboard["views"][0]["cards"] if c["type"] == "button"]
         assert {b["tap_action"]["perform_action"] for b in buttons} == {
-            "circle.mark_chat_read",
+            "circle.mark_read",
             "circle.mark_notifications_read",
         }
         assert all(

@@ -115,12 +115,12 @@ async def test_no_secret_anywhere_at_debug_level(
     await hass.services.async_call(
         DOMAIN,
         "send_message",
-        {"config_entry_id": entry.entry_id, "room": s["dm"].uuid, "message": "hello"},
+        {"entity_id": "notify.ada_lovelace", "message": "hello"},
         blocking=True,
         return_response=True,
     )
     await hass.services.async_call(
-        DOMAIN, "mark_chat_read", {"config_entry_id": entry.entry_id}, blocking=True
+        DOMAIN, "mark_read", {"config_entry_id": entry.entry_id}, blocking=True
     )
     await hass.services.async_call(
         DOMAIN,

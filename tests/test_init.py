@@ -23,6 +23,7 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 from custom_components.circle.client import CircleAuth
 from custom_components.circle.const import DOMAIN
 from custom_components.circle.coordinator import DELIVERY_CONFIG
+from custom_components.circle.device import device_identifier
 from tests.conftest import entry_data, wait_for
 
 NOTIFICATIONS = "sensor.circle_grace_hopper_unread_notifications"
@@ -62,8 +63,12 @@ async def connected(hass, entry) -> None:
 
 
 def device_of(hass, entry) -> dr.DeviceEntry:
-    """The entry's one device (looked up as current Home Assistant wants it)."""
-    (device,) = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+    """The account's device (looked up as current Home Assistant wants it)."""
+    (device,) = [
+        d
+        for d in dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+        if d.identifiers == {device_identifier(entry)}
+    ]
     return device
 
 

@@ -20,6 +20,7 @@ from homeassistant.helpers import device_registry as dr
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.circle.compat import async_get_device_by_identifier
 from custom_components.circle.const import DOMAIN, ledger_store_key
 from custom_components.circle.store import async_get_runtime_store, runtime_store_key
 from tests.conftest import FAST_PING, entry_data, wait_for
@@ -284,16 +285,19 @@ async def test_removing_and_adding_the_account_again_keeps_the_device_id(
         entry = result["result"]
         await hass.async_block_till_done()
         await running(hass, entry)
-        (device,) = dr.async_entries_for_config_entry(devices, entry.entry_id)
-        assert device.identifiers == {(DOMAIN, "1_42")}
+        (device,) = [
+            d
+            for d in dr.async_entries_for_config_entry(devices, entry.entry_id)
+            if d.identifiers == {(DOMAIN, "1_42")}
+        ]
         assert entry.runtime_data.device_id == device.id
         return entry.entry_id
 
     first = await add()
-    first_device = dr.async_entries_for_config_entry(devices, first)[0].id
+    first_device = async_get_device_by_identifier(hass, (DOMAIN, "1_42")).id
     assert await hass.config_entries.async_remove(first)
     await hass.async_block_till_done()
     assert dr.async_entries_for_config_entry(devices, first) == []
     second = await add()
     assert second != first
-    assert dr.async_entries_for_config_entry(devices, second)[0].id == first_device
+    assert async_get_device_by_identifier(hass, (DOMAIN, "1_42")).id == first_device

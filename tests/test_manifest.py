@@ -297,9 +297,14 @@ def test_quality_scale_claims_hold() -> None:
     if rules["strict-typing"] == "done":
         assert (INTEGRATION / "client" / "py.typed").exists()
     if rules["entity-disabled-by-default"] == "done":
-        assert "entity_registry_enabled_default=False" in (
-            INTEGRATION / "sensor.py"
-        ).read_text().replace(" ", "")
+        # Room entities: space chats (possibly hundreds) are disabled by default.
+        assert (
+            "_attr_entity_registry_enabled_default"
+            in (INTEGRATION / "entity.py").read_text()
+        )
+    if rules["dynamic-devices"] == rules["stale-devices"] == "done":
+        init = (INTEGRATION / "__init__.py").read_text()
+        assert "async_remove_config_entry_device" in init
 
 
 def test_client_package_has_no_home_assistant_imports() -> None:

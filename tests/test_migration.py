@@ -16,6 +16,7 @@ from custom_components.circle.const import DOMAIN
 from custom_components.circle.store import async_get_runtime_store
 from tests.conftest import entry_data, wait_for
 from tests.simulator import CircleSimulator
+from tests.test_init import device_of
 
 
 @pytest.fixture(autouse=True)
@@ -158,7 +159,7 @@ async def test_v2_1_runtime_state_moves_to_the_store(
     # The stored tokens are used: no mint.
     assert runtime.tokens(simulator.url)["refresh_token"] == tokens["refresh_token"]
     assert not any(r["path"].endswith("auth_token") for r in simulator.requests)
-    (device,) = dr.async_entries_for_config_entry(devices, entry.entry_id)
+    device = device_of(hass, entry)
     assert device.id == old.id
     assert device.identifiers == {(DOMAIN, "1_42")}
     assert entities.async_get(entity.entity_id).device_id == old.id

@@ -9,21 +9,15 @@ from unittest.mock import PropertyMock, patch
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.recorder.db_schema import StateAttributes
-from homeassistant.components.sensor import ATTR_STATE_CLASS
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import (
-    ATTR_FRIENDLY_NAME,
     EVENT_HOMEASSISTANT_STOP,
     EVENT_STATE_CHANGED,
     STATE_OFF,
     STATE_UNAVAILABLE,
 )
 from homeassistant.core import HomeAssistant, State
-from homeassistant.helpers import (
-    device_registry as dr,
-    entity_registry as er,
-    issue_registry as ir,
-)
+from homeassistant.helpers import device_registry as dr, issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -41,10 +35,7 @@ from custom_components.circle.const import (
     ledger_store_key,
 )
 from tests.conftest import wait_for
-from tests.test_init import CHATS, CONNECTION, NOTIFICATIONS, setup, state
-
-DM = "sensor.circle_grace_hopper_unread_in_ada_lovelace"
-GROUP = "sensor.circle_grace_hopper_unread_in_analytical_engines"
+from tests.test_init import CHATS, CONNECTION, NOTIFICATIONS, device_of, setup, state
 
 
 async def connected(hass: HomeAssistant, entry: MockConfigEntry) -> None:
@@ -72,102 +63,6 @@ def _fast(cable_options) -> None:
     """Fast cable timings."""
 
 
-def room_entries(hass: HomeAssistant, entry_id: str) -> dict[str, er.RegistryEntry]:
-    """The entry's room sensors in the entity registry, by unique id."""
-    return {
-        e.unique_id: e
-        for e in er.async_entries_for_config_entry(er.async_get(hass), entry_id)
-        if "_room_" in e.unique_id
-    }
-
-
-async def test_room_sensors_are_disabled_and_keep_no_statistics(
-    hass: HomeAssistant, simulator
-) -> None:
-    s = simulator.seeded
-    entry = await setup(hass, simulator)
-    await connected(hass, entry)
-    rooms = room_entries(hass, entry.entry_id)
-    assert set(rooms) == {
-        f"1_42_room_{s['dm'].uuid}",
-        f"1_42_room_{s['group'].uuid}",
-    }
-    for room in rooms.values():
-        assert room.disabled_by is er.RegistryEntryDisabler.INTEGRATION
-        assert hass.states.get(room.entity_id) is None
-        assert not (room.capabilities or {}).get(ATTR_STATE_CLASS)
-    # The three account badges keep their statistics.
-    for entity_id in (
-        NOTIFICATIONS,
-        CHATS,
-        "sensor.circle_grace_hopper_unread_messages",
-    ):
-        assert hass.states.get(entity_id).attributes[ATTR_STATE_CLASS] == "measurement"
-
-
-@pytest.mark.usefixtures("entity_registry_enabled_by_default")
-async def test_room_sensor_name_follows_renames(hass: HomeAssistant, simulator) -> None:
-    s = simulator.seeded
-    entry = await setup(hass, simulator)
-    await connected(hass, entry)
-    assert state(hass, GROUP) == "0"
-    assert ATTR_STATE_CLASS not in hass.states.get(GROUP).attributes
-    simulator.community.update_room(s["group"], name="Difference Engines")
-    await wait_for(
-        lambda: hass.states.get(GROUP).attributes[ATTR_FRIENDLY_NAME]
-        == "Circle Grace Hopper Unread in Difference Engines"
-    )
-    # Same entity (its id stays), new default name in the registry too.
-    registry_entry = er.async_get(hass).async_get(GROUP)
-    assert registry_entry.original_name == "Unread in Difference Engines"
-    simulator.community.post_message(s["group"], s["ada"].id, "hi")
-    await wait_for(lambda: state(hass, GROUP) == "1")
-
-
-async def test_rooms_gone_while_down_are_removed_at_setup(
-    hass: HomeAssistant, simulator
-) -> None:
-    s = simulator.seeded
-    entry = await setup(hass, simulator)
-    await connected(hass, entry)
-    assert await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
-    # While Home Assistant is down, a room is deleted.
-    simulator.community.delete_room(s["group"])
-    await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    await connected(hass, entry)
-    assert entry.runtime_data.rooms_complete
-    assert set(room_entries(hass, entry.entry_id)) == {f"1_42_room_{s['dm'].uuid}"}
-
-
-async def test_incomplete_listing_removes_no_room_sensor(
-    hass: HomeAssistant, simulator, monkeypatch
-) -> None:
-    s = simulator.seeded
-    entry = await setup(hass, simulator)
-    await connected(hass, entry)
-    assert await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
-    # One page of one room: the listing stops before it has seen every room.
-    monkeypatch.setattr(
-        "custom_components.circle.client.api.CircleMemberApi.async_list_chat_rooms.__kwdefaults__",
-        {"per_page": 1, "max_pages": 1},
-    )
-    await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    await connected(hass, entry)
-    both = {f"1_42_room_{s['dm'].uuid}", f"1_42_room_{s['group'].uuid}"}
-    assert not entry.runtime_data.rooms_complete
-    assert set(room_entries(hass, entry.entry_id)) == both
-    # Nor does a resync after a reconnect that reads the same partial listing.
-    reconnects = entry.runtime_data.reconnects
-    simulator.drop_connections()
-    await wait_for(lambda: entry.runtime_data.reconnects > reconnects)
-    await connected(hass, entry)
-    assert set(room_entries(hass, entry.entry_id)) == both
-
-
 async def test_room_names_stay_out_of_the_recorder(
     hass: HomeAssistant, simulator
 ) -> None:
@@ -188,7 +83,7 @@ async def test_events_use_the_cached_device_id(hass: HomeAssistant, simulator) -
     s = simulator.seeded
     entry = await setup(hass, simulator)
     await connected(hass, entry)
-    (device,) = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+    device = device_of(hass, entry)
     messages = async_capture_events(hass, "circle_new_message")
     with patch.object(
         dr.DeviceRegistry,

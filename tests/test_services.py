@@ -1,10 +1,14 @@
-"""Actions against the simulator: reply, mark read, and the per-room and total unread sensors."""
+"""Actions against the simulator: rooms targeted by device or notify entity, never by name."""
 
 from __future__ import annotations
 
-from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import entity_registry as er
+from homeassistant.auth.models import User
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.exceptions import (
+    HomeAssistantError,
+    ServiceValidationError,
+    Unauthorized,
+)
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -12,14 +16,16 @@ from pytest_homeassistant_custom_component.common import (
 )
 import voluptuous as vol
 
-from custom_components.circle.const import DOMAIN
-from custom_components.circle.services import MAX_MESSAGE_LENGTH
+from custom_components.circle.const import CONF_ALLOW_NON_ADMIN, DOMAIN
+from custom_components.circle.messaging import (
+    MAX_MESSAGE_BYTES,
+    MAX_MESSAGE_CHARS,
+    MAX_MESSAGE_LINES,
+)
 from tests.conftest import wait_for
 from tests.test_init import CHATS, NOTIFICATIONS, setup, state
-from tests.test_sensor import (  # noqa: F401 - the fixture is used by name
-    connected,
-    entity_registry_enabled_by_default,
-)
+from tests.test_rooms import DM_NOTIFY, GROUP_NOTIFY, GROUP_UNREAD, room_device
+from tests.test_sensor import connected
 
 MESSAGES = "sensor.circle_grace_hopper_unread_messages"
 
@@ -29,97 +35,153 @@ def _fast(cable_options) -> None:
     """Fast cable timings."""
 
 
-@pytest.mark.usefixtures("entity_registry_enabled_by_default")
-async def test_send_message_by_name_and_reply(hass: HomeAssistant, simulator) -> None:
+async def send(hass: HomeAssistant, target: dict, message: str, **extra):
+    return await hass.services.async_call(
+        DOMAIN,
+        "send_message",
+        {**target, "message": message, **extra},
+        blocking=True,
+        return_response=True,
+    )
+
+
+async def test_send_by_notify_entity_returns_the_new_message(
+    hass: HomeAssistant, simulator
+) -> None:
     s = simulator.seeded
     entry = await setup(hass, simulator)
     await connected(hass, entry)
     events = async_capture_events(hass, "circle_new_message")
-    result = await hass.services.async_call(
+    result = await send(hass, {"entity_id": DM_NOTIFY}, "On my way!\nSee you")
+    sent = s["dm"].messages[-1]
+    assert (sent.body, sent.sender_id) == ("On my way!\nSee you", 42)
+    assert result["id"] == sent.id and result["room_uuid"] == s["dm"].uuid
+    assert result["creation_uuid"] == sent.creation_uuid
+    assert result["sent_at"].startswith(sent.sent_at[:19])
+    # By the room's device too.
+    device = room_device(hass, entry, s["group"].uuid)
+    root = simulator.community.post_message(s["group"], s["ada"].id, "Question?")
+    await wait_for(lambda: len(events) == 1)
+    answer = await hass.services.async_call(
         DOMAIN,
-        "send_message",
-        {
-            "config_entry_id": entry.entry_id,
-            "room": "ada lovelace",
-            "message": "On my way!\nSee you",
-        },
+        "reply",
+        {"device_id": device.id, "message": "Answer", "message_id": root.id},
         blocking=True,
         return_response=True,
     )
-    assert result["room_uuid"] == s["dm"].uuid and result["room_name"] == "Ada Lovelace"
-    assert result["creation_uuid"] == s["dm"].messages[-1].creation_uuid
-    assert s["dm"].messages[-1].body == "On my way!\nSee you"
-    assert s["dm"].messages[-1].sender_id == 42
-    root = simulator.community.post_message(s["group"], s["ada"].id, "Question?")
-    await wait_for(lambda: len(events) == 1)
-    await hass.services.async_call(
-        DOMAIN,
-        "send_message",
-        {
-            "config_entry_id": entry.entry_id,
-            "room": s["group"].uuid,
-            "message": "Answer",
-            "reply_to": root.id,
-        },
-        blocking=True,
-    )
-    assert s["group"].messages[-1].parent_message_id == root.id
-    # Answering, even in a thread, reads the room (as Circle's own unread state says).
-    await wait_for(
-        lambda: state(hass, "sensor.circle_grace_hopper_unread_in_analytical_engines")
-        == "0"
-    )
-    assert simulator.community.unread_count(s["group"], 42) == 0
+    reply = s["group"].messages[-1]
+    assert (reply.body, reply.parent_message_id) == ("Answer", root.id)
+    assert answer["id"] == reply.id and answer["parent_message_id"] == root.id
+    await wait_for(lambda: state(hass, GROUP_UNREAD) == "0")
     await hass.async_block_till_done()
-    # Our own messages are not echoed back as events ("ignore my own messages" is on).
     assert [e.data["text"] for e in events] == ["Question?"]
 
 
+async def test_notify_send_message_posts_to_the_room(
+    hass: HomeAssistant, simulator
+) -> None:
+    s = simulator.seeded
+    entry = await setup(hass, simulator)
+    await connected(hass, entry)
+    await hass.services.async_call(
+        "notify",
+        "send_message",
+        {"entity_id": GROUP_NOTIFY, "title": "Door", "message": "Someone rang"},
+        blocking=True,
+    )
+    assert s["group"].messages[-1].body == "Door\nSomeone rang"
+    assert s["group"].messages[-1].sender_id == 42
+
+
+async def test_a_renamed_room_is_still_the_target(
+    hass: HomeAssistant, simulator
+) -> None:
+    """A stranger's room with the old name changes nothing: targets are ids."""
+    s = simulator.seeded
+    entry = await setup(hass, simulator)
+    await connected(hass, entry)
+    simulator.community.update_room(s["group"], name="Difference Engines")
+    simulator.community.create_room(
+        "group_chat", "Analytical Engines", [42, s["alan"].id]
+    )
+    await wait_for(lambda: len(entry.runtime_data.rooms) == 3)
+    await send(hass, {"entity_id": GROUP_NOTIFY}, "still you")
+    assert s["group"].messages[-1].body == "still you"
+
+
 @pytest.mark.parametrize(
-    ("data", "key"),
+    ("message", "key"),
     [
-        ({"room": "Nobody", "message": "x"}, "room_not_found"),
-        ({"room": "Ada Lovelace", "message": "   "}, "empty_message"),
-        (
-            {"room": "Ada Lovelace", "message": "x" * (MAX_MESSAGE_LENGTH + 1)},
-            "message_too_long",
-        ),
+        ("   ", "empty_message"),
+        ("x" * (MAX_MESSAGE_CHARS + 1), "message_too_long"),
+        ("😀" * (MAX_MESSAGE_BYTES // 4 + 1), "message_too_large"),
+        ("a\n" * MAX_MESSAGE_LINES + "a", "message_too_many_lines"),
     ],
+    ids=["empty", "chars", "bytes", "lines"],
 )
-async def test_send_message_bad_input(
-    hass: HomeAssistant, simulator, data, key
+async def test_bounded_text(hass: HomeAssistant, simulator, message, key) -> None:
+    s = simulator.seeded
+    entry = await setup(hass, simulator)
+    await connected(hass, entry)
+    before = len(s["dm"].messages)
+    with pytest.raises(ServiceValidationError) as info:
+        await send(hass, {"entity_id": DM_NOTIFY}, message)
+    assert info.value.translation_key == key
+    assert len(s["dm"].messages) == before
+
+
+async def test_longest_message_is_sent(hass: HomeAssistant, simulator) -> None:
+    s = simulator.seeded
+    entry = await setup(hass, simulator)
+    await connected(hass, entry)
+    await send(hass, {"entity_id": DM_NOTIFY}, "x" * MAX_MESSAGE_CHARS)
+    assert s["dm"].messages[-1].body == "x" * MAX_MESSAGE_CHARS
+
+
+async def test_targets_that_are_not_rooms(hass: HomeAssistant, simulator) -> None:
+    s = simulator.seeded
+    entry = await setup(hass, simulator)
+    await connected(hass, entry)
+    account = room_device(hass, entry, "x")  # None: no such room device
+    assert account is None
+    cases = [
+        ({"entity_id": "sensor.circle_grace_hopper_unread_chats"}, None),
+        ({"device_id": "no-such-device"}, None),
+        ({"entity_id": [DM_NOTIFY, GROUP_NOTIFY]}, "one_room"),
+        ({}, "one_room"),
+    ]
+    for target, key in cases:
+        with pytest.raises(ServiceValidationError) as info:
+            await send(hass, target, "x")
+        assert info.value.translation_key == (key or "room_not_found")
+    # A room the member left: a clear error, never another room.
+    device = room_device(hass, entry, s["group"].uuid)
+    entry.runtime_data.session.core.state  # noqa: B018 - the rooms in use
+    simulator.community.delete_room(s["group"])
+    await wait_for(lambda: s["group"].uuid not in entry.runtime_data.data.unread_counts)
+    with pytest.raises(ServiceValidationError) as info:
+        await hass.services.async_call(
+            DOMAIN,
+            "send_message",
+            {"device_id": device.id, "message": "x"},
+            blocking=True,
+        )
+    assert info.value.translation_key in ("room_gone", "room_not_found")
+
+
+@pytest.mark.parametrize("message_id", [0, -3, "abc"])
+async def test_reply_needs_a_positive_id(
+    hass: HomeAssistant, simulator, message_id
 ) -> None:
     entry = await setup(hass, simulator)
     await connected(hass, entry)
-    with pytest.raises(ServiceValidationError) as info:
+    with pytest.raises(vol.Invalid):
         await hass.services.async_call(
             DOMAIN,
-            "send_message",
-            {"config_entry_id": entry.entry_id, **data},
+            "reply",
+            {"entity_id": DM_NOTIFY, "message": "x", "message_id": message_id},
             blocking=True,
         )
-    assert info.value.translation_key == key
-
-
-async def test_ambiguous_room_name(hass: HomeAssistant, simulator) -> None:
-    s = simulator.seeded
-    simulator.community.create_room(
-        "group_chat", "Analytical Engines", [42, s["alan"].id], announce=False
-    )
-    entry = await setup(hass, simulator)
-    await connected(hass, entry)
-    with pytest.raises(ServiceValidationError) as info:
-        await hass.services.async_call(
-            DOMAIN,
-            "send_message",
-            {
-                "config_entry_id": entry.entry_id,
-                "room": "Analytical Engines",
-                "message": "x",
-            },
-            blocking=True,
-        )
-    assert info.value.translation_key == "room_ambiguous"
 
 
 async def test_unknown_and_unloaded_entries(hass: HomeAssistant, simulator) -> None:
@@ -160,12 +222,7 @@ async def test_circle_errors_become_translated_errors(
     await connected(hass, entry)
     simulator.add_fault("rest", status, retry_after=retry)
     with pytest.raises(HomeAssistantError) as info:
-        await hass.services.async_call(
-            DOMAIN,
-            "send_message",
-            {"config_entry_id": entry.entry_id, "room": "Ada Lovelace", "message": "x"},
-            blocking=True,
-        )
+        await send(hass, {"entity_id": DM_NOTIFY}, "x")
     assert info.value.translation_key == key
     assert not isinstance(info.value, ServiceValidationError)
 
@@ -176,150 +233,129 @@ async def test_refused_token_is_an_auth_error(hass: HomeAssistant, simulator) ->
     simulator.add_fault("rest", 401, count=2)
     with pytest.raises(HomeAssistantError) as info:
         await hass.services.async_call(
-            DOMAIN,
-            "mark_notifications_read",
-            {"config_entry_id": entry.entry_id},
-            blocking=True,
+            DOMAIN, "mark_notifications_read", {}, blocking=True
         )
     assert info.value.translation_key == "auth_failed"
 
 
-@pytest.mark.usefixtures("entity_registry_enabled_by_default")
-async def test_mark_read_drops_the_badges_to_zero(
-    hass: HomeAssistant, simulator
-) -> None:
+async def test_mark_read_and_get_unread(hass: HomeAssistant, simulator) -> None:
     s = simulator.seeded
     community = simulator.community
     community.post_message(s["dm"], s["ada"].id, "one")
     community.post_message(s["dm"], s["ada"].id, "two")
     community.post_message(s["group"], s["alan"].id, "three")
-    community.notify(42)
     entry = await setup(hass, simulator)
     await connected(hass, entry)
     assert state(hass, MESSAGES) == "3"
-    assert state(hass, "sensor.circle_grace_hopper_unread_in_ada_lovelace") == "2"
-    community.post_message(s["group"], s["ada"].id, "four")
-    await wait_for(lambda: state(hass, MESSAGES) == "4")
-    assert state(hass, "sensor.circle_grace_hopper_unread_in_analytical_engines") == "2"
-    await hass.services.async_call(
-        DOMAIN,
-        "mark_chat_read",
-        {"config_entry_id": entry.entry_id, "room": "Ada Lovelace"},
-        blocking=True,
+    unread = await hass.services.async_call(
+        DOMAIN, "get_unread", {"messages": 2}, blocking=True, return_response=True
     )
-    assert state(hass, MESSAGES) == "2" and state(hass, CHATS) == "1"
+    assert unread["total"] == 2
+    first, second = unread["rooms"]
+    assert (first["room_uuid"], first["unread"], first["kind"]) == (
+        s["dm"].uuid,
+        2,
+        "direct",
+    )
+    assert first["device_id"] == room_device(hass, entry, s["dm"].uuid).id
+    assert [m["text"] for m in first["messages"]] == ["one", "two"]
+    assert first["messages"][0]["sender_id"] == s["ada"].id
+    assert second["name"] == "Analytical Engines"
+    await hass.services.async_call(
+        DOMAIN, "mark_read", {"entity_id": DM_NOTIFY}, blocking=True
+    )
+    assert state(hass, MESSAGES) == "1" and state(hass, CHATS) == "1"
     assert community.unread_count(s["dm"], 42) == 0
-    await hass.services.async_call(
-        DOMAIN, "mark_chat_read", {"config_entry_id": entry.entry_id}, blocking=True
+    await hass.services.async_call(DOMAIN, "mark_read", {}, blocking=True)
+    assert state(hass, MESSAGES) == "0" and community.unread_rooms(42) == []
+    unread = await hass.services.async_call(
+        DOMAIN, "get_unread", {}, blocking=True, return_response=True
     )
+    assert unread == {"rooms": [], "total": 0}
+
+
+async def test_mark_one_or_every_notification_read(
+    hass: HomeAssistant, simulator
+) -> None:
+    community = simulator.community
+    first = community.notify(42)
+    second = community.notify(42)
+    entry = await setup(hass, simulator)
+    await connected(hass, entry)
     await hass.services.async_call(
         DOMAIN,
         "mark_notifications_read",
-        {"config_entry_id": entry.entry_id},
+        {"config_entry_id": entry.entry_id, "notification_id": first.id},
         blocking=True,
     )
-    assert (
-        state(hass, MESSAGES) == "0"
-        and state(hass, CHATS) == "0"
-        and state(hass, NOTIFICATIONS) == "0"
-    )
-    assert (
-        community.unread_rooms(42) == []
-        and community.members[42].new_notifications_count == 0
-    )
+    assert first.read_at is not None and second.read_at is None
+    await hass.services.async_call(DOMAIN, "mark_notifications_read", {}, blocking=True)
+    assert second.read_at is not None
+    assert state(hass, NOTIFICATIONS) == "0"
+    with pytest.raises(HomeAssistantError):
+        await hass.services.async_call(
+            DOMAIN,
+            "mark_notifications_read",
+            {"notification_id": 999_999},
+            blocking=True,
+        )
 
 
-@pytest.mark.usefixtures("entity_registry_enabled_by_default")
-async def test_room_entities_follow_the_rooms(hass: HomeAssistant, simulator) -> None:
+@pytest.mark.parametrize(
+    ("domain", "service", "data"),
+    [
+        (DOMAIN, "send_message", {"entity_id": DM_NOTIFY, "message": "x"}),
+        (DOMAIN, "reply", {"entity_id": DM_NOTIFY, "message": "x", "message_id": 1}),
+        (DOMAIN, "mark_read", {"entity_id": DM_NOTIFY}),
+        (DOMAIN, "mark_notifications_read", {}),
+        ("notify", "send_message", {"entity_id": DM_NOTIFY, "message": "x"}),
+    ],
+)
+async def test_only_administrators_act_as_the_member(
+    hass: HomeAssistant, simulator, hass_admin_user: User, domain, service, data
+) -> None:
     s = simulator.seeded
     entry = await setup(hass, simulator)
     await connected(hass, entry)
-    registry = er.async_get(hass)
-    room_entities = lambda: sorted(  # noqa: E731
-        e.entity_id
-        for e in er.async_entries_for_config_entry(registry, entry.entry_id)
-        if "_unread_in_" in e.entity_id
+    user = await hass.auth.async_create_user("Housemate", group_ids=["system-users"])
+    root = simulator.community.post_message(s["dm"], s["ada"].id, "hi")
+    await hass.async_block_till_done()
+    before = len(s["dm"].messages)
+    with pytest.raises(Unauthorized):
+        await hass.services.async_call(
+            domain, service, data, blocking=True, context=Context(user_id=user.id)
+        )
+    assert len(s["dm"].messages) == before
+    with pytest.raises(Unauthorized):
+        await hass.services.async_call(
+            DOMAIN,
+            "get_unread",
+            {},
+            blocking=True,
+            return_response=True,
+            context=Context(user_id=user.id),
+        )
+    if service in ("send_message", "reply") or domain == "notify":
+        await hass.services.async_call(
+            domain,
+            service,
+            {**data, "message_id": root.id} if service == "reply" else data,
+            blocking=True,
+            context=Context(user_id=hass_admin_user.id),
+        )
+        assert len(s["dm"].messages) == before + 1
+    # The option lets every user send.
+    hass.config_entries.async_update_entry(
+        entry, options={**entry.options, CONF_ALLOW_NON_ADMIN: True}
     )
-    assert room_entities() == [
-        "sensor.circle_grace_hopper_unread_in_ada_lovelace",
-        "sensor.circle_grace_hopper_unread_in_analytical_engines",
-    ]
-    room = simulator.community.create_room("direct", "Alan Turing", [42, s["alan"].id])
-    await wait_for(
-        lambda: "sensor.circle_grace_hopper_unread_in_alan_turing" in room_entities()
-    )
-    simulator.community.post_message(room, s["alan"].id, "hi")
-    await wait_for(
-        lambda: state(hass, "sensor.circle_grace_hopper_unread_in_alan_turing") == "1"
-    )
-    attributes = hass.states.get(
-        "sensor.circle_grace_hopper_unread_in_alan_turing"
-    ).attributes
-    assert attributes["room_uuid"] == room.uuid
-    # Writing in a room reads it.
-    simulator.community.post_message(room, 42, "hello back")
-    await wait_for(
-        lambda: state(hass, "sensor.circle_grace_hopper_unread_in_alan_turing") == "0"
-    )
-    simulator.community.delete_room(room)
-    await wait_for(
-        lambda: "sensor.circle_grace_hopper_unread_in_alan_turing"
-        not in room_entities()
-    )
-    assert hass.states.get("sensor.circle_grace_hopper_unread_in_alan_turing") is None
-
-
-async def test_longest_message_is_sent(hass: HomeAssistant, simulator) -> None:
-    s = simulator.seeded
-    entry = await setup(hass, simulator)
+    await hass.async_block_till_done()
+    entry = hass.config_entries.async_get_entry(entry.entry_id)
     await connected(hass, entry)
-    text = "x" * MAX_MESSAGE_LENGTH
     await hass.services.async_call(
         DOMAIN,
         "send_message",
-        {"config_entry_id": entry.entry_id, "room": "Ada Lovelace", "message": text},
+        {"entity_id": DM_NOTIFY, "message": "from the housemate"},
         blocking=True,
+        context=Context(user_id=user.id),
     )
-    assert s["dm"].messages[-1].body == text
-
-
-@pytest.mark.parametrize("reply_to", [0, -3, "abc"])
-async def test_reply_to_must_be_a_positive_id(
-    hass: HomeAssistant, simulator, reply_to
-) -> None:
-    s = simulator.seeded
-    entry = await setup(hass, simulator)
-    await connected(hass, entry)
-    before = len(s["dm"].messages)
-    with pytest.raises(vol.Invalid):
-        await hass.services.async_call(
-            DOMAIN,
-            "send_message",
-            {
-                "config_entry_id": entry.entry_id,
-                "room": "Ada Lovelace",
-                "message": "x",
-                "reply_to": reply_to,
-            },
-            blocking=True,
-        )
-    assert len(s["dm"].messages) == before
-
-
-async def test_send_message_to_a_room_uuid_not_listed_yet(
-    hass: HomeAssistant, simulator
-) -> None:
-    """A room uuid the last listing lacked (a new room) goes to Circle as it is."""
-    s = simulator.seeded
-    entry = await setup(hass, simulator)
-    await connected(hass, entry)
-    del entry.runtime_data.session.core.rooms[s["dm"].uuid]
-    result = await hass.services.async_call(
-        DOMAIN,
-        "send_message",
-        {"config_entry_id": entry.entry_id, "room": s["dm"].uuid, "message": "hi"},
-        blocking=True,
-        return_response=True,
-    )
-    assert result["room_uuid"] == s["dm"].uuid
-    assert s["dm"].messages[-1].body == "hi"
+    assert s["dm"].messages[-1].body == "from the housemate"

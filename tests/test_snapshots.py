@@ -65,9 +65,13 @@ def _seed(simulator) -> None:
     """Something to count: two unread messages in the DM, one in the group, a notification."""
     s = simulator.seeded
     community = simulator.community
-    community.post_message(s["dm"], s["ada"].id, "one")
-    community.post_message(s["dm"], s["ada"].id, "two")
-    community.post_message(s["group"], s["alan"].id, "three")
+    messages = [
+        community.post_message(s["dm"], s["ada"].id, "one"),
+        community.post_message(s["dm"], s["ada"].id, "two"),
+        community.post_message(s["group"], s["alan"].id, "three"),
+    ]
+    for message in messages:  # the rooms' last message time, pinned
+        message.sent_at = "2026-11-30T12:00:00Z"
     community.notify(42, actor_name="Alan Turing")
 
 
@@ -83,7 +87,8 @@ def _replace_strings(value: Any, replace: Callable[[str], str]) -> Any:
 
 @pytest.mark.usefixtures("entity_registry_enabled_by_default")
 @pytest.mark.parametrize(
-    "platform", [Platform.SENSOR, Platform.BINARY_SENSOR, Platform.EVENT]
+    "platform",
+    [Platform.SENSOR, Platform.BINARY_SENSOR, Platform.EVENT, Platform.NOTIFY],
 )
 async def test_entities(
     hass: HomeAssistant,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryError
-from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
 from .address import address_error, normalise_url
@@ -21,9 +22,10 @@ from .const import (
     LOGGER,
 )
 from .coordinator import CircleConfigEntry, CircleCoordinator
-from .device import async_ensure_device, async_migrate_device
+from .device import async_ensure_device, async_migrate_device, room_uuid_of
 from .issues import EntryIssues
 from .revocation import async_revoke_tokens
+from .rooms import RoomDevices
 from .services import async_setup_services
 from .store import (
     RUNTIME_KEYS,
@@ -33,7 +35,7 @@ from .store import (
     take_new_entry_tokens,
 )
 
-PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
+PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.NOTIFY, Platform.SENSOR]
 ADDRESS_FIELDS = (CONF_SERVER_URL, CONF_COMMUNITY_URL, CONF_ORIGIN)
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -98,6 +100,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: CircleConfigEntry) -> bo
         hass, entry, member.name if member else None, coordinator.community_url
     )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    entry.async_on_unload(RoomDevices(hass, entry).async_start())
     coordinator.async_start()
     return True
 
@@ -128,6 +131,18 @@ async def async_remove_entry(hass: HomeAssistant, entry: CircleConfigEntry) -> N
     )
     await LedgerStore(hass, entry).async_remove()
     EntryIssues(hass, entry).clear()
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: CircleConfigEntry, device: dr.DeviceEntry
+) -> bool:
+    """Allow removing a room's device once the member left the room; never the account's."""
+    uuid = room_uuid_of(entry, device)
+    if uuid is None:
+        return False
+    if entry.state is not ConfigEntryState.LOADED:
+        return True
+    return uuid not in entry.runtime_data.data.unread_counts
 
 
 def _server_url(data: Any) -> str:

@@ -2,6 +2,7 @@
 
 `OptionsFlowWithReload` (Home Assistant 2025.8) reloads the entry when an options flow changes
 the options, with no update listener. Older releases get the same behaviour here.
+`DeviceRegistry.async_get_device` is deprecated from 2026.9 for one identifier's look-up.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigFlowResult, OptionsFlow
-from homeassistant.core import callback
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
 
 if TYPE_CHECKING:
     OptionsFlowWithReload = OptionsFlow
@@ -37,4 +39,18 @@ else:
                 return result
 
 
-__all__ = ["OptionsFlowWithReload"]
+@callback
+def async_get_device_by_identifier(
+    hass: HomeAssistant, identifier: tuple[str, str]
+) -> dr.DeviceEntry | None:
+    """Return the device with this identifier, with the API of the running release."""
+    registry = dr.async_get(hass)
+    if (
+        by_identifier := getattr(registry, "async_get_device_by_identifier", None)
+    ) is not None:
+        device: dr.DeviceEntry | None = by_identifier(identifier)
+        return device
+    return registry.async_get_device(identifiers={identifier})
+
+
+__all__ = ["OptionsFlowWithReload", "async_get_device_by_identifier"]

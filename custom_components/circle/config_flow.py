@@ -45,6 +45,7 @@ from .client import (
 )
 from .compat import OptionsFlowWithReload
 from .const import (
+    CONF_ALLOW_NON_ADMIN,
     CONF_APP_TOKEN,
     CONF_BACKFILL_HOURS,
     CONF_COMMUNITY_URL,
@@ -457,6 +458,10 @@ class CircleOptionsFlow(OptionsFlowWithReload):
                 vol.Optional(CONF_FOLLOWED_ROOMS, default=followed): SelectSelector(
                     SelectSelectorConfig(options=rooms, multiple=True)
                 ),
+                vol.Required(
+                    CONF_ALLOW_NON_ADMIN,
+                    default=options.get(CONF_ALLOW_NON_ADMIN, False),
+                ): BooleanSelector(),
             }
         )
         return self.async_show_form(step_id="init", data_schema=schema)

@@ -31,6 +31,14 @@ CONF_IGNORE_OWN: Final = "ignore_own_messages"
 CONF_FOLLOWED_ROOMS: Final = "followed_rooms"
 CONF_BACKFILL_HOURS: Final = "backfill_hours"
 DEFAULT_BACKFILL_HOURS: Final = 24
+# Off (the default): only administrators may send, reply and mark read as the member.
+CONF_ALLOW_NON_ADMIN: Final = "allow_non_admin"
+
+# Devices: neutral product labels (Home Assistant 2025.4 cannot translate a device model).
+ACCOUNT_MODEL: Final = "Circle member"
+ROOM_MODEL: Final = "Circle chat"
+# Room kinds whose entities are enabled by default; others (space chats) may be hundreds.
+ENABLED_ROOM_KINDS: Final = frozenset({"direct", "group_chat"})
 
 EVENT_NEW_MESSAGE: Final = "circle_new_message"
 EVENT_MESSAGE_UPDATED: Final = "circle_message_updated"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
@@ -45,6 +45,7 @@ from .client.delivery import (
 from .client.errors import verdict_reason
 from .client.protocol import cable_url_for
 from .client.session import CircleSession, read_snapshot
+from .compat import async_get_device_by_identifier
 from .const import (
     AVAILABILITY_GRACE,
     CONF_APP_TOKEN,
@@ -64,8 +65,10 @@ from .const import (
     ISSUE_SUBSCRIPTION_REJECTED,
     LOGGER,
 )
+from .device import room_identifier
 from .errors import describe_error
 from .issues import VERDICT_ISSUES, EntryIssues
+from .messaging import SentTracker
 from .payload import MESSAGE_EVENTS, message_payload, notification_payload
 from .store import LedgerStore, RuntimeStore
 
@@ -129,6 +132,10 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
         self._ledger_lost = False
         self._activity_listeners: list[ActivityListener] = []
         self._snapshot = Snapshot(0, frozenset(), ())
+        # Rooms: the member's own sends (for the new message's id), each room's last message.
+        self.sent = SentTracker()
+        self.last_message_at: dict[str, datetime] = {}
+        self.room_device_ids: dict[str, str] = {}  # kept by rooms.RoomDevices
 
     async def _async_setup(self) -> None:
         """Test the credentials, learn who the member is, and load the ledger."""
@@ -280,6 +287,7 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
 
     def on_message(self, name: str, message: ChatMessage, backfilled: bool) -> None:
         """Fire a chat message event, unless the options say otherwise."""
+        self._note_message(name, message)
         sender = message.sender
         own = bool(
             self.member and sender and sender.community_member_id == self.member.id
@@ -295,7 +303,35 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
             backfilled=backfilled,
             include_text=self.options.get(CONF_INCLUDE_TEXT, True),
         )
+        payload["room_device_id"] = self._room_device_id(message.chat_room_uuid)
         self._fire(*MESSAGE_EVENTS[name], payload)
+
+    def _note_message(self, name: str, message: ChatMessage) -> None:
+        """Room devices: an own message's id for its send; the room's last message time."""
+        if name != "newMessage":
+            return
+        self.sent.seen(message)
+        uuid, sent_at = message.chat_room_uuid, message.sent_at
+        if (
+            uuid
+            and sent_at
+            and (
+                uuid not in self.last_message_at or self.last_message_at[uuid] < sent_at
+            )
+        ):
+            self.last_message_at[uuid] = sent_at
+
+    def _room_device_id(self, uuid: str | None) -> str | None:
+        """Return the room's device, for automations that pick rooms from a device list."""
+        if not uuid:
+            return None
+        if (device_id := self.room_device_ids.get(uuid)) is None:
+            device = async_get_device_by_identifier(
+                self.hass, room_identifier(self.config_entry, uuid)
+            )
+            if device is not None:
+                device_id = self.room_device_ids[uuid] = device.id
+        return device_id
 
     def on_notification(self, event: NewNotificationEvent) -> None:
         """Fire a notification event."""

@@ -12,12 +12,29 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 
-from .const import DOMAIN
+from .const import ACCOUNT_MODEL, DOMAIN
 
 
 def device_identifier(entry: ConfigEntry) -> tuple[str, str]:
     """Return the account's identifier (the entry id only for an entry without a unique id)."""
     return (DOMAIN, entry.unique_id or entry.entry_id)
+
+
+ROOM_MARK = "_room_"
+
+
+def room_identifier(entry: ConfigEntry, uuid: str) -> tuple[str, str]:
+    """Return a room's device identifier: per account (two members may share a room)."""
+    return (DOMAIN, f"{device_identifier(entry)[1]}{ROOM_MARK}{uuid}")
+
+
+def room_uuid_of(entry: ConfigEntry, device: dr.DeviceEntry) -> str | None:
+    """Return the room uuid of one of this account's room devices, else None."""
+    prefix = f"{device_identifier(entry)[1]}{ROOM_MARK}"
+    for domain, identifier in device.identifiers:
+        if domain == DOMAIN and identifier.startswith(prefix):
+            return identifier.removeprefix(prefix)
+    return None
 
 
 def device_info(entry: ConfigEntry, member_name: str | None, url: str) -> DeviceInfo:
@@ -26,7 +43,7 @@ def device_info(entry: ConfigEntry, member_name: str | None, url: str) -> Device
         identifiers={device_identifier(entry)},
         entry_type=DeviceEntryType.SERVICE,
         manufacturer="Circle",
-        model="Community member",
+        model=ACCOUNT_MODEL,
         name=f"Circle {member_name}" if member_name else entry.title,
         configuration_url=url,
     )

@@ -38,9 +38,10 @@ async def async_setup_entry(
 class CircleActivityEvent(CircleEntity, EventEntity):
     """Triggers on the coordinator's activity of its own event types."""
 
-    # Message text and names stay out of the recorder.
+    # Every user sees these attributes: no message text at all; names and titles are
+    # shown but stay out of the recorder.
     _unrecorded_attributes = frozenset(
-        {"text", "sender_name", "room_name", "actor_name", "title"}
+        {"sender_name", "room_name", "actor_name", "title"}
     )
 
     @callback
@@ -48,7 +49,7 @@ class CircleActivityEvent(CircleEntity, EventEntity):
         self, kind: str, _bus_event: str, data: dict[str, Any]
     ) -> None:
         if kind in self.event_types:
-            self._trigger_event(kind, data)
+            self._trigger_event(kind, {k: v for k, v in data.items() if k != "text"})
             self.async_write_ha_state()
 
     async def async_added_to_hass(self) -> None:

@@ -1,150 +1,243 @@
-"""Actions: reply from an automation, clear the badges."""
+"""Actions: send and reply in a room, mark read, ask what is unread.
+
+Rooms are targeted by their device or notify entity (a room uuid underneath), never by a
+display name: a room renamed in Circle, or a stranger's room of the same name, changes nothing.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-import re
+from dataclasses import dataclass
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import ATTR_DEVICE_ID, ATTR_ENTITY_ID
 from homeassistant.core import (
     HomeAssistant,
     ServiceCall,
     ServiceResponse,
     SupportsResponse,
 )
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import config_validation as cv
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.helpers import (
+    config_validation as cv,
+    device_registry as dr,
+    entity_registry as er,
+)
 import voluptuous as vol
 
 from .client import CircleError
+from .compat import async_get_device_by_identifier
 from .const import DOMAIN
-from .coordinator import CircleCoordinator
-from .errors import describe_error
+from .coordinator import CircleConfigEntry, CircleCoordinator
+from .device import room_identifier, room_uuid_of
+from .messaging import async_check_sender, async_send, circle_call, compose
+from .rooms import room_response
 
 ATTR_CONFIG_ENTRY_ID = "config_entry_id"
-ATTR_ROOM = "room"
 ATTR_MESSAGE = "message"
-ATTR_REPLY_TO = "reply_to"
+ATTR_MESSAGE_ID = "message_id"
+ATTR_NOTIFICATION_ID = "notification_id"
+ATTR_MESSAGES = "messages"
 
 SERVICE_SEND_MESSAGE = "send_message"
-SERVICE_MARK_CHAT_READ = "mark_chat_read"
+SERVICE_REPLY = "reply"
+SERVICE_MARK_READ = "mark_read"
 SERVICE_MARK_NOTIFICATIONS_READ = "mark_notifications_read"
+SERVICE_GET_UNREAD = "get_unread"
 
-MAX_MESSAGE_LENGTH = 10_000
+MAX_UNREAD_ROOMS = 20
 
-ENTRY_SCHEMA: dict[vol.Marker, Any] = {vol.Required(ATTR_CONFIG_ENTRY_ID): cv.string}
-SEND_MESSAGE_SCHEMA = vol.Schema(
+TARGET: dict[vol.Marker, Any] = {
+    vol.Optional(ATTR_DEVICE_ID): vol.All(cv.ensure_list, [cv.string]),
+    vol.Optional(ATTR_ENTITY_ID): cv.comp_entity_ids,
+}
+ID = vol.All(vol.Coerce(int), vol.Range(min=1, max=2**53 - 1))
+SEND_MESSAGE_SCHEMA = vol.Schema({**TARGET, vol.Required(ATTR_MESSAGE): cv.string})
+REPLY_SCHEMA = vol.Schema(
+    {**TARGET, vol.Required(ATTR_MESSAGE): cv.string, vol.Required(ATTR_MESSAGE_ID): ID}
+)
+MARK_READ_SCHEMA = vol.Schema({**TARGET, vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string})
+MARK_NOTIFICATIONS_READ_SCHEMA = vol.Schema(
     {
-        **ENTRY_SCHEMA,
-        vol.Required(ATTR_ROOM): cv.string,
-        vol.Required(ATTR_MESSAGE): cv.string,
-        vol.Optional(ATTR_REPLY_TO): vol.All(vol.Coerce(int), vol.Range(min=1)),
+        vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
+        vol.Optional(ATTR_NOTIFICATION_ID): ID,
     }
 )
-MARK_CHAT_READ_SCHEMA = vol.Schema({**ENTRY_SCHEMA, vol.Optional(ATTR_ROOM): cv.string})
-MARK_NOTIFICATIONS_READ_SCHEMA = vol.Schema(ENTRY_SCHEMA)
+GET_UNREAD_SCHEMA = vol.Schema(
+    {
+        vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
+        vol.Optional(ATTR_MESSAGES, default=3): vol.All(
+            vol.Coerce(int), vol.Range(min=0, max=20)
+        ),
+    }
+)
 
 
-def _coordinator(hass: HomeAssistant, call: ServiceCall) -> CircleCoordinator:
-    entry = hass.config_entries.async_get_entry(call.data[ATTR_CONFIG_ENTRY_ID])
+def _invalid(key: str, **placeholders: str) -> ServiceValidationError:
+    return ServiceValidationError(
+        translation_domain=DOMAIN,
+        translation_key=key,
+        translation_placeholders=placeholders,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RoomTarget:
+    """A targeted room: its account and its uuid."""
+
+    coordinator: CircleCoordinator
+    uuid: str
+
+
+def _loaded(hass: HomeAssistant, entry_id: str) -> CircleCoordinator:
+    entry: CircleConfigEntry | None = hass.config_entries.async_get_entry(entry_id)
     if entry is None or entry.domain != DOMAIN:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN, translation_key="entry_not_found"
-        )
+        raise _invalid("entry_not_found")
     if entry.state is not ConfigEntryState.LOADED:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="entry_not_loaded",
-            translation_placeholders={"title": entry.title},
-        )
-    coordinator: CircleCoordinator = entry.runtime_data
+        raise _invalid("entry_not_loaded", title=entry.title)
+    return entry.runtime_data
+
+
+def _room_of_device(hass: HomeAssistant, device_id: str, shown: str) -> RoomTarget:
+    """Return the room behind one of our room devices; a clear error for anything else."""
+    device = dr.async_get(hass).async_get(device_id)
+    for entry_id in device.config_entries if device else ():
+        entry = hass.config_entries.async_get_entry(entry_id)
+        if entry and device and (uuid := room_uuid_of(entry, device)):
+            coordinator = _loaded(hass, entry_id)
+            if uuid not in coordinator.data.unread_counts:
+                raise _invalid("room_gone", target=shown)
+            return RoomTarget(coordinator, uuid)
+    raise _invalid("room_not_found", target=shown)
+
+
+def _rooms(hass: HomeAssistant, call: ServiceCall) -> list[RoomTarget]:
+    """Every targeted room, from devices and from entities (their devices)."""
+    registry = er.async_get(hass)
+    targets = [
+        _room_of_device(hass, device_id, device_id)
+        for device_id in call.data.get(ATTR_DEVICE_ID, [])
+    ]
+    for entity_id in call.data.get(ATTR_ENTITY_ID, []):
+        entity = registry.async_get(entity_id)
+        if entity is None or entity.platform != DOMAIN or entity.device_id is None:
+            raise _invalid("room_not_found", target=entity_id)
+        targets.append(_room_of_device(hass, entity.device_id, entity_id))
+    return list(dict.fromkeys(targets))
+
+
+def _one_room(hass: HomeAssistant, call: ServiceCall) -> RoomTarget:
+    rooms = _rooms(hass, call)
+    if len(rooms) != 1:
+        raise _invalid("one_room", count=str(len(rooms)))
+    return rooms[0]
+
+
+def _account(hass: HomeAssistant, call: ServiceCall) -> CircleCoordinator:
+    """Return the account named by config_entry_id, or the only loaded one."""
+    if entry_id := call.data.get(ATTR_CONFIG_ENTRY_ID):
+        return _loaded(hass, entry_id)
+    loaded = hass.config_entries.async_loaded_entries(DOMAIN)
+    if len(loaded) != 1:
+        raise _invalid("account_required")
+    coordinator: CircleCoordinator = loaded[0].runtime_data
     return coordinator
 
 
-UUID = re.compile(
-    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-)
-
-
-def _room_uuid(coordinator: CircleCoordinator, room: str) -> str:
-    """Find a room by uuid, or by its name (case-insensitive) when that is unambiguous."""
-    if room in coordinator.rooms:
-        return room
-    wanted = room.strip().casefold()
-    matches = [
-        uuid
-        for uuid, r in coordinator.rooms.items()
-        if (r.name or "").casefold() == wanted
-    ]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches and UUID.fullmatch(room.strip()):
-        # A room uuid not in the last listing (new, or a listing cut short): Circle knows.
-        return room.strip()
-    raise ServiceValidationError(
-        translation_domain=DOMAIN,
-        translation_key="room_ambiguous" if matches else "room_not_found",
-        translation_placeholders={"room": room},
-    )
-
-
-async def _circle[T](call: Awaitable[T]) -> T:
-    """Turn client errors into translated Home Assistant errors."""
-    try:
-        return await call
-    except CircleError as err:
-        raise HomeAssistantError(**describe_error(err, "action_failed")) from err
-
-
 async def _send_message(call: ServiceCall) -> ServiceResponse:
-    coordinator = _coordinator(call.hass, call)
-    text = call.data[ATTR_MESSAGE].strip()
-    if not text:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN, translation_key="empty_message"
-        )
-    if len(text) > MAX_MESSAGE_LENGTH:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="message_too_long",
-            translation_placeholders={
-                "length": str(len(text)),
-                "max": str(MAX_MESSAGE_LENGTH),
-            },
-        )
-    uuid = _room_uuid(coordinator, call.data[ATTR_ROOM])
-    sent = await _circle(
-        coordinator.api.async_send_message(
-            uuid, text, parent_message_id=call.data.get(ATTR_REPLY_TO)
-        )
+    room = _one_room(call.hass, call)
+    await async_check_sender(call.hass, room.coordinator, call.context)
+    text = compose(call.data[ATTR_MESSAGE])
+    return await async_send(room.coordinator, room.uuid, text)
+
+
+async def _reply(call: ServiceCall) -> ServiceResponse:
+    room = _one_room(call.hass, call)
+    await async_check_sender(call.hass, room.coordinator, call.context)
+    text = compose(call.data[ATTR_MESSAGE])
+    return await async_send(
+        room.coordinator, room.uuid, text, call.data[ATTR_MESSAGE_ID]
     )
-    return {
-        "room_uuid": sent.chat_room_uuid,
-        "room_name": coordinator.data.room_name(sent.chat_room_uuid),
-        "creation_uuid": sent.creation_uuid,
-        "sent_at": sent.sent_at.isoformat() if sent.sent_at else None,
-    }
 
 
-async def _mark_chat_read(call: ServiceCall) -> None:
-    coordinator = _coordinator(call.hass, call)
-    data = coordinator.data
-    if ATTR_ROOM in call.data:
-        uuids = {_room_uuid(coordinator, call.data[ATTR_ROOM])}
+async def _mark_read(call: ServiceCall) -> None:
+    """Mark the targeted rooms read; without a target, every unread room of the account."""
+    if ATTR_DEVICE_ID in call.data or ATTR_ENTITY_ID in call.data:
+        rooms = _rooms(call.hass, call)
     else:
-        uuids = set(data.unread_rooms) | {u for u, n in data.unread_counts.items() if n}
-    for uuid in sorted(uuids):
-        await _circle(coordinator.api.async_mark_chat_room_read(uuid))
-    # Circle broadcasts chatRoomRead too; show the result at once all the same.
-    coordinator.rooms_read(uuids)
+        coordinator = _account(call.hass, call)
+        data = coordinator.data
+        unread = set(data.unread_rooms) | {
+            u for u, n in data.unread_counts.items() if n
+        }
+        rooms = [RoomTarget(coordinator, uuid) for uuid in sorted(unread)]
+    for coordinator in {room.coordinator for room in rooms}:
+        await async_check_sender(call.hass, coordinator, call.context)
+    for room in rooms:
+        await circle_call(room.coordinator.api.async_mark_chat_room_read(room.uuid))
+    for coordinator in {room.coordinator for room in rooms}:
+        # Circle broadcasts chatRoomRead too; show the result at once all the same.
+        coordinator.rooms_read({r.uuid for r in rooms if r.coordinator is coordinator})
 
 
 async def _mark_notifications_read(call: ServiceCall) -> None:
-    coordinator = _coordinator(call.hass, call)
-    await _circle(coordinator.api.async_mark_all_notifications_read())
-    await _circle(coordinator.api.async_reset_new_notifications_count())
+    """One notification (by id), or all of them and the badge."""
+    coordinator = _account(call.hass, call)
+    await async_check_sender(call.hass, coordinator, call.context)
+    if (notification_id := call.data.get(ATTR_NOTIFICATION_ID)) is not None:
+        await circle_call(coordinator.api.async_mark_notification_read(notification_id))
+        return
+    await circle_call(coordinator.api.async_mark_all_notifications_read())
+    await circle_call(coordinator.api.async_reset_new_notifications_count())
     coordinator.notifications_read()
+
+
+async def _get_unread(call: ServiceCall) -> ServiceResponse:
+    """Unread rooms (most unread first, at most 20), each with its latest messages."""
+    coordinator = _account(call.hass, call)
+    await async_check_sender(call.hass, coordinator, call.context)
+    data = coordinator.data
+    uuids = set(data.unread_rooms) | {u for u, n in data.unread_counts.items() if n}
+    ordered = sorted(uuids, key=lambda u: (-data.unread_counts.get(u, 0), u))
+    rooms: list[Any] = []
+    for uuid in ordered[:MAX_UNREAD_ROOMS]:
+        room = room_response(coordinator, uuid)
+        room["device_id"] = _device_id(call.hass, coordinator, uuid)
+        room["messages"] = await _latest(coordinator, uuid, call.data[ATTR_MESSAGES])
+        rooms.append(room)
+    return {"rooms": rooms, "total": len(uuids)}
+
+
+def _device_id(
+    hass: HomeAssistant, coordinator: CircleCoordinator, uuid: str
+) -> str | None:
+    device = async_get_device_by_identifier(
+        hass, room_identifier(coordinator.config_entry, uuid)
+    )
+    return device.id if device else None
+
+
+async def _latest(
+    coordinator: CircleCoordinator, uuid: str, count: int
+) -> list[dict[str, Any]]:
+    if count == 0:
+        return []
+    try:
+        page = await coordinator.api.async_get_messages(
+            uuid, previous=count - 1, following=0
+        )
+    except CircleError:
+        return []  # one room's failure must not hide the others
+    return [
+        {
+            "id": m.id,
+            "sender_id": m.sender.community_member_id if m.sender else None,
+            "sender_name": m.sender.name if m.sender else None,
+            "text": m.body,
+            "sent_at": m.sent_at.isoformat() if m.sent_at else None,
+        }
+        for m in page.messages[-count:]
+    ]
 
 
 def async_setup_services(hass: HomeAssistant) -> None:
@@ -157,11 +250,25 @@ def async_setup_services(hass: HomeAssistant) -> None:
         supports_response=SupportsResponse.OPTIONAL,
     )
     hass.services.async_register(
-        DOMAIN, SERVICE_MARK_CHAT_READ, _mark_chat_read, schema=MARK_CHAT_READ_SCHEMA
+        DOMAIN,
+        SERVICE_REPLY,
+        _reply,
+        schema=REPLY_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN, SERVICE_MARK_READ, _mark_read, schema=MARK_READ_SCHEMA
     )
     hass.services.async_register(
         DOMAIN,
         SERVICE_MARK_NOTIFICATIONS_READ,
         _mark_notifications_read,
         schema=MARK_NOTIFICATIONS_READ_SCHEMA,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_GET_UNREAD,
+        _get_unread,
+        schema=GET_UNREAD_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
     )

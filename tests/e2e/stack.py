@@ -82,11 +82,10 @@ DEMO_AUTOMATION: dict[str, Any] = {
     ],
     "actions": [
         {
-            "action": "circle.send_message",
+            "action": "circle.reply",
+            "target": {"device_id": "{{ trigger.event.data.room_device_id }}"},
             "data": {
-                "config_entry_id": "{{ trigger.event.data.config_entry_id }}",
-                "room": "{{ trigger.event.data.room_uuid }}",
-                "reply_to": "{{ trigger.event.data.message_id }}",
+                "message_id": "{{ trigger.event.data.message_id }}",
                 "message": "Thanks {{ trigger.event.data.sender_name }}, Home Assistant got it.",
             },
         }
@@ -332,7 +331,7 @@ class LiveStack:
             resp.raise_for_status()
         prefix = "circle_grace_hopper"
         buttons = [
-            ("Mark all Circle chats read", "mdi:check-all", "circle.mark_chat_read"),
+            ("Mark all Circle chats read", "mdi:check-all", "circle.mark_read"),
             (
                 "Mark notifications read",
                 "mdi:bell-check",

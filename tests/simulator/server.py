@@ -29,6 +29,7 @@ from .model import (
     SimRoom,
     chat_room_stream,
     notification_stream,
+    now_iso,
     room_stream,
     seed,
     threads_stream,
@@ -192,6 +193,7 @@ class CircleSimulator:
             p + "/notifications/reset_new_notifications_count", self._reset_count
         )
         r.add_post(p + "/notifications/mark_all_as_read", self._mark_all_notifications)
+        r.add_post(p + "/notifications/{id}/mark_as_read", self._mark_notification)
         r.add_get(p + "/messages", self._rooms)
         r.add_get(p + "/messages/unread_chat_rooms", self._unread_rooms)
         r.add_get(p + "/messages/{uuid}", self._room)
@@ -706,6 +708,24 @@ class CircleSimulator:
             return err if err is not None else _error(401, MSG_ACCESS_INVALID)
         self.community.mark_all_notifications_read(member_id)
         return web.Response(status=200)
+
+    async def _mark_notification(self, request: web.Request) -> web.Response:
+        member_id, err = self._authed(request)
+        if member_id is None:
+            return err if err is not None else _error(401, MSG_ACCESS_INVALID)
+        wanted = request.match_info["id"]
+        found = next(
+            (
+                n
+                for n in self.community.notifications
+                if str(n.id) == wanted and n.member_id == member_id
+            ),
+            None,
+        )
+        if found is None:
+            return _error(404, "Notification not found.")
+        found.read_at = found.read_at or now_iso()
+        return web.json_response(self.community.notification_json(found))
 
     async def _rooms(self, request: web.Request) -> web.Response:
         member_id, err = self._authed(request)

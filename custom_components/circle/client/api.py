@@ -139,6 +139,12 @@ class CircleMemberApi:
         """Mark every notification read."""
         await self._request("POST", "/notifications/mark_all_as_read")
 
+    async def async_mark_notification_read(self, notification_id: int) -> None:
+        """Mark one notification read."""
+        if as_id(notification_id) is None:
+            raise CircleInvalidInputError("Invalid notification id")
+        await self._request("POST", f"/notifications/{notification_id}/mark_as_read")
+
     async def async_get_unread_chat_room_uuids(self) -> list[str]:
         """Uuids of the rooms with unread messages."""
         body = await self._request("GET", "/messages/unread_chat_rooms")

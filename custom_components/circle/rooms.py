@@ -1,0 +1,163 @@
+"""A device per chat room: identified by Circle's room uuid, named after the room.
+
+Each room platform (sensors, notify) adds its entities through `async_add_room_entities`;
+`RoomDevices` follows the coordinator to rename devices and to remove the devices of rooms
+the member left or Circle deleted (with their entities).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
+from homeassistant.helpers.entity import Entity
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.util import dt as dt_util
+
+from .const import ENABLED_ROOM_KINDS, ROOM_MODEL
+from .coordinator import CircleConfigEntry, CircleCoordinator
+from .device import ROOM_MARK, device_identifier, room_identifier, room_uuid_of
+
+
+def room_label(coordinator: CircleCoordinator, uuid: str) -> str:
+    """Return the room's name as Circle shows it (a direct room: the other person)."""
+    return coordinator.data.room_names.get(uuid) or uuid[:8]
+
+
+def room_device_info(coordinator: CircleCoordinator, uuid: str) -> DeviceInfo:
+    """Describe the room's device, linked to the account's device."""
+    entry = coordinator.config_entry
+    room = coordinator.rooms.get(uuid)
+    return DeviceInfo(
+        identifiers={room_identifier(entry, uuid)},
+        via_device=device_identifier(entry),
+        entry_type=DeviceEntryType.SERVICE,
+        manufacturer="Circle",
+        model=ROOM_MODEL,
+        model_id=room.kind if room and room.kind else None,
+        name=room_label(coordinator, uuid),
+    )
+
+
+def enabled_by_default(coordinator: CircleCoordinator, uuid: str) -> bool:
+    """Direct and group chats: on; space chats (a community may have hundreds): off."""
+    room = coordinator.rooms.get(uuid)
+    return bool(room and room.kind in ENABLED_ROOM_KINDS)
+
+
+def last_message_at(coordinator: CircleCoordinator, uuid: str) -> datetime | None:
+    """When the room's latest message was sent: seen live, else from the room listing."""
+    if seen := coordinator.last_message_at.get(uuid):
+        return seen
+    room = coordinator.rooms.get(uuid)
+    last = room.raw.get("last_message") if room else None
+    if isinstance(last, dict) and isinstance(last.get("sent_at"), str):
+        return dt_util.parse_datetime(last["sent_at"])
+    return None
+
+
+def current_rooms(coordinator: CircleCoordinator) -> set[str]:
+    """Rooms the member is in now (dropped only when left or deleted, never on a cut listing)."""
+    return set(coordinator.data.unread_counts)
+
+
+@callback
+def async_add_room_entities(
+    entry: CircleConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    factory: Callable[[CircleCoordinator, str], Iterable[Entity]],
+) -> None:
+    """Add a platform's entities for every room now and for each room that appears."""
+    coordinator = entry.runtime_data
+    known: set[str] = set()
+
+    @callback
+    def sync() -> None:
+        rooms = current_rooms(coordinator)
+        known.intersection_update(rooms)  # a room that comes back is added again
+        if new := sorted(rooms - known):
+            known.update(new)
+            async_add_entities(
+                entity for uuid in new for entity in factory(coordinator, uuid)
+            )
+
+    sync()
+    entry.async_on_unload(coordinator.async_add_listener(sync))
+
+
+class RoomDevices:
+    """Renames room devices with their rooms; removes the devices of rooms that are gone."""
+
+    def __init__(self, hass: HomeAssistant, entry: CircleConfigEntry) -> None:
+        """Follow the entry's coordinator."""
+        self.hass = hass
+        self.entry = entry
+        self.coordinator: CircleCoordinator = entry.runtime_data
+        self._reconciled = False
+        self._seen: set[str] = set()
+
+    @callback
+    def async_start(self) -> CALLBACK_TYPE:
+        """Apply now and on every update; returns the unsubscribe callback."""
+        self._sync()
+        return self.coordinator.async_add_listener(self._sync)
+
+    def _devices(self) -> dict[str, dr.DeviceEntry]:
+        registry = dr.async_get(self.hass)
+        entry_id = self.entry.entry_id
+        return {
+            uuid: device
+            for device in dr.async_entries_for_config_entry(registry, entry_id)
+            if (uuid := room_uuid_of(self.entry, device)) is not None
+        }
+
+    @callback
+    def _sync(self) -> None:
+        """Rename; remove a room's device once the room is known gone.
+
+        Gone: it was here during this run and left, or a complete listing lacks it (a room
+        missing from a listing cut short may still exist).
+        """
+        registry = dr.async_get(self.hass)
+        rooms = current_rooms(self.coordinator)
+        self._seen |= rooms
+        complete = self.coordinator.rooms_complete
+        if complete and not self._reconciled:
+            self._reconciled = True
+            self._remove_legacy_sensors(rooms)
+        devices = self._devices()
+        self.coordinator.room_device_ids = {
+            uuid: device.id for uuid, device in devices.items() if uuid in rooms
+        }
+        for uuid, device in devices.items():
+            if uuid in rooms:
+                if device.name != (name := room_label(self.coordinator, uuid)):
+                    registry.async_update_device(device.id, name=name)
+            elif complete or uuid in self._seen:
+                registry.async_update_device(
+                    device.id, remove_config_entry_id=self.entry.entry_id
+                )
+
+    def _remove_legacy_sensors(self, rooms: set[str]) -> None:
+        """Room sensors of earlier versions (on the account's device) of rooms now gone."""
+        registry = er.async_get(self.hass)
+        prefix = f"{self.entry.unique_id}{ROOM_MARK}"
+        for entity in er.async_entries_for_config_entry(registry, self.entry.entry_id):
+            uuid = entity.unique_id.removeprefix(prefix).split("_", 1)[0]
+            if entity.unique_id.startswith(prefix) and uuid not in rooms:
+                registry.async_remove(entity.entity_id)
+
+
+def room_response(coordinator: CircleCoordinator, uuid: str) -> dict[str, Any]:
+    """Describe a room for actions: uuid, name, kind and unread count."""
+    room = coordinator.rooms.get(uuid)
+    return {
+        "room_uuid": uuid,
+        "name": coordinator.data.room_name(uuid),
+        "kind": room.kind if room else None,
+        "unread": coordinator.data.unread_counts.get(uuid, 0),
+    }
