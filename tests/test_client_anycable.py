@@ -65,7 +65,9 @@ async def test_negotiates_ext_and_records_server_facts(harness_factory, simulato
     # It answers pings with pongs.
     await wait_for(lambda: conn.pongs >= 2)
     diag = cable.reliable.diagnostics()
-    assert diag["flavour"] == "anycable" and diag["sid"] == conn.sid
+    assert diag["flavour"] == "anycable" and diag["protocol"] == EXT_PROTOCOL
+    assert diag["sid"] == conn.sid[:4] + "…(21)"  # a session credential: a hint only
+    assert conn.sid not in repr(cable) and conn.sid not in json.dumps(diag)
 
 
 async def test_restores_the_session_and_replays_missed_messages_in_order(

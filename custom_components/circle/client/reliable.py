@@ -59,6 +59,17 @@ class StreamPosition:
     offset: int
 
 
+def redact_sid(sid: Any) -> str | None:
+    """Show a sid's first 4 characters and its length, never all of it.
+
+    On AnyCable a sid restores its session without a token while the server keeps it
+    (5 minutes by default): it is treated as a secret.
+    """
+    if not isinstance(sid, str) or not sid:
+        return None
+    return f"{sid[:4]}…({len(sid)})"
+
+
 def _valid_id(value: Any) -> TypeGuard[str]:
     return type(value) is str and 0 < len(value) <= MAX_ID_LENGTH
 
@@ -229,7 +240,7 @@ class ReliableStreams:
             "flavour": self.flavour,
             "server_version": self.server_version,
             "protocol": self.protocol,
-            "sid": self.sid,
+            "sid": redact_sid(self.sid),
             "restored": self.restored,
             "restored_ids": len(self.restored_ids),
             "streams": len(self.positions),
