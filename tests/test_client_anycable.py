@@ -134,6 +134,11 @@ async def test_history_the_server_cannot_give_falls_back(
     room = simulator.seeded["space"]
     harness = harness_factory(room_ids=(room.id,))
     fallbacks: list[Fallback] = []
+
+    def broken(_fallback: Fallback) -> None:
+        raise RuntimeError("a listener's bug")
+
+    harness.cable.add_fallback_listener(broken)  # must not stop the others
     harness.cable.add_fallback_listener(fallbacks.append)
     harness.start()
     await harness.ready()
@@ -151,6 +156,7 @@ async def test_history_the_server_cannot_give_falls_back(
     await wait_for(lambda: any(f.identifier == room_ident for f in fallbacks))
     assert {f.reason for f in fallbacks} == {FallbackReason.REJECTED}
     assert harness.cable.reliable.history[room_ident] is HistoryState.REJECTED
+    assert harness.cable.errors >= 1 and harness.cable.status.state == "connected"
 
 
 async def test_an_epoch_change_seen_live_falls_back(harness_factory, simulator):

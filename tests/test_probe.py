@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from custom_components.circle.client import probe
+from custom_components.circle.client import probe, probe_ext
 from custom_components.circle.client.probe import (
     build_parser,
     cable_url_for,
@@ -337,3 +337,40 @@ async def test_probe_reports_the_server_history_and_restore(
     else:
         assert server["sid"] is None
     assert simulator.app_token not in json.dumps(out)
+
+
+@pytest.mark.parametrize(
+    ("sim_config", "history"),
+    [
+        (SimConfig(ping_interval=0.2, flavour="anycable", history=False), "rejected"),
+        (
+            SimConfig(ping_interval=0.2, flavour="anycable", subscriptions="reject"),
+            "subscription_rejected",
+        ),
+        (
+            SimConfig(ping_interval=0.2, flavour="anycable", subscriptions="ignore"),
+            "not_subscribed",
+        ),
+    ],
+    ids=["history_rejected", "subscription_rejected", "unanswered"],
+)
+async def test_probe_says_when_history_does_not_work(
+    simulator, capsys, monkeypatch, history
+) -> None:
+    monkeypatch.setattr(probe_ext, "CHECK_TIMEOUT", 0.3)
+    args = build_parser().parse_args(
+        [
+            "--server",
+            simulator.url,
+            "--app-token",
+            simulator.app_token,
+            "--member-id",
+            "42",
+            "--seconds",
+            "0.2",
+        ]
+    )
+    await run(args)
+    (server,) = checks(lines(capsys), "server")
+    assert set(server["history"].values()) == {history}
+    assert server["flavour"] == "anycable"
