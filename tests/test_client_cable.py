@@ -24,7 +24,20 @@ from tests.simulator import SimConfig
 from tests.simulator.model import notification_stream
 from tests.simulator.server import fault_frame
 
+# The key tests run against both cable servers the simulator plays (test_client_anycable.py
+# has the extended protocol's own).
+FLAVOURS = pytest.mark.parametrize("sim_config", ["rails", "anycable"], indirect=True)
 
+
+@pytest.fixture
+def sim_config(request: pytest.FixtureRequest) -> SimConfig:
+    """A fresh config per test (the simulator fills it in), of the flavour asked for."""
+    return SimConfig(
+        ping_interval=FAST_PING, flavour=getattr(request, "param", "rails")
+    )
+
+
+@FLAVOURS
 async def test_connects_subscribes_after_welcome_and_sends_headers(
     harness_factory, simulator
 ) -> None:
@@ -34,6 +47,7 @@ async def test_connects_subscribes_after_welcome_and_sends_headers(
     conn = simulator.connections[0]
     # Every subscribe came after the welcome: the server got only subscribes, all confirmed.
     sent = [json.loads(f) for f in conn.received]
+    sent = [f for f in sent if f["command"] != "pong"]  # AnyCable's extended protocol
     assert {f["command"] for f in sent} == {"subscribe"}
     channels = {json.loads(f["identifier"])["channel"] for f in sent}
     assert channels == {
@@ -42,10 +56,13 @@ async def test_connects_subscribes_after_welcome_and_sends_headers(
         "Chats::CommunityMemberThreadsChannel",
     }
     assert conn.token_kind == "access_token"
-    assert conn.ws.ws_protocol == "actioncable-v1-json"
+    assert conn.ws.ws_protocol == (
+        "actioncable-v1-ext-json" if simulator.anycable else "actioncable-v1-json"
+    )
     assert harness.state_names()[:2] == ["connecting", "connected"]
 
 
+@FLAVOURS
 @pytest.mark.parametrize(
     "envelope", ["event_data", "type_data", "event_flat", "type_flat"]
 )
@@ -236,6 +253,7 @@ async def test_follow_and_unfollow_room_while_connected(
     ]
 
 
+@FLAVOURS
 @pytest.mark.parametrize(
     ("fault", "reason"),
     [
@@ -274,6 +292,7 @@ async def test_reconnects_and_restores_subscriptions(
     await wait_for(lambda: harness.events_named("newMessage"))
 
 
+@FLAVOURS
 async def test_half_open_socket_is_detected(harness_factory, simulator) -> None:
     harness = harness_factory()
     harness.start()

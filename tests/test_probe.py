@@ -7,13 +7,15 @@ import json
 
 import pytest
 
-from custom_components.circle.client import probe
+from custom_components.circle.client import probe, probe_ext
 from custom_components.circle.client.probe import (
     build_parser,
     cable_url_for,
     envelope_shape,
     run,
 )
+from tests.simulator import SimConfig
+from tests.simulator.anycable import VERSION
 
 
 @pytest.fixture(autouse=True)
@@ -267,3 +269,108 @@ def test_cable_url_for() -> None:
 )
 def test_envelope_shape_names_keys_only(frame, shape) -> None:
     assert envelope_shape(frame) == shape
+
+
+@pytest.mark.parametrize(
+    ("sim_config", "expected"),
+    [
+        (
+            SimConfig(ping_interval=0.2, flavour="anycable"),
+            {
+                "flavour": "anycable",
+                "version": VERSION,
+                "protocol": "actioncable-v1-ext-json",
+                "history": "confirmed",
+                "session_restore": True,
+            },
+        ),
+        (
+            SimConfig(ping_interval=0.2, send_sid=False),
+            {
+                "flavour": "actioncable",
+                "version": None,
+                "protocol": "actioncable-v1-json",
+                "history": "unsupported",
+                "session_restore": False,
+            },
+        ),
+    ],
+    ids=["anycable", "rails"],
+)
+async def test_probe_reports_the_server_history_and_restore(
+    simulator, capsys, expected
+) -> None:
+    args = build_parser().parse_args(
+        [
+            "--server",
+            simulator.url,
+            "--app-token",
+            simulator.app_token,
+            "--member-id",
+            "42",
+            "--seconds",
+            "0.3",
+        ]
+    )
+    assert await run(args) == 0
+    out = lines(capsys)
+    (server,) = checks(out, "server")
+    assert out[-1]["server"] == {
+        k: v for k, v in server.items() if k not in ("kind", "check")
+    }
+    for key in ("flavour", "version", "protocol"):
+        assert server[key] == expected[key]
+    channels = {
+        "NotificationChannel",
+        "ChatRoomChannel",
+        "Chats::CommunityMemberThreadsChannel",
+    }
+    assert server["history"] == dict.fromkeys(channels, expected["history"])
+    assert server["session_restore"] == dict.fromkeys(
+        channels, expected["session_restore"]
+    )
+    if expected["flavour"] == "anycable":
+        # Only a hint of the sid (on AnyCable it restores a session without a token).
+        assert server["sid"].endswith("…(21)") and len(server["sid"]) == 9
+        assert simulator.broker.sessions  # the sids it was given, none printed
+        assert not any(sid in json.dumps(out) for sid in simulator.broker.sessions)
+    else:
+        assert server["sid"] is None
+    assert simulator.app_token not in json.dumps(out)
+
+
+@pytest.mark.parametrize(
+    ("sim_config", "history"),
+    [
+        (SimConfig(ping_interval=0.2, flavour="anycable", history=False), "rejected"),
+        (
+            SimConfig(ping_interval=0.2, flavour="anycable", subscriptions="reject"),
+            "subscription_rejected",
+        ),
+        (
+            SimConfig(ping_interval=0.2, flavour="anycable", subscriptions="ignore"),
+            "not_subscribed",
+        ),
+    ],
+    ids=["history_rejected", "subscription_rejected", "unanswered"],
+)
+async def test_probe_says_when_history_does_not_work(
+    simulator, capsys, monkeypatch, history
+) -> None:
+    monkeypatch.setattr(probe_ext, "CHECK_TIMEOUT", 0.3)
+    args = build_parser().parse_args(
+        [
+            "--server",
+            simulator.url,
+            "--app-token",
+            simulator.app_token,
+            "--member-id",
+            "42",
+            "--seconds",
+            "0.2",
+        ]
+    )
+    await run(args)
+    (server,) = checks(lines(capsys), "server")
+    assert set(server["history"].values()) == {history}
+    assert server["flavour"] == "anycable"

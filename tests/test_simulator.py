@@ -423,7 +423,9 @@ def test_cli_prints_one_json_line_and_stops_cleanly(socket_enabled) -> None:
             "member_id",
             "member_email",
             "origin",
+            "flavour",
         }
+        assert info["flavour"] == "rails"
         assert info["url"].startswith("http://127.0.0.1:")
     finally:
         proc.terminate()

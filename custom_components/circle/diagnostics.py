@@ -59,6 +59,9 @@ async def async_get_config_entry_diagnostics(
             {"channel": sub.channel, "state": sub.state.value, "attempts": sub.attempts}
             for sub in (cable.subscriptions if cable else [])
         ],
+        # Which cable server (AnyCable or stock Rails) and how its history went; the sid
+        # only as a hint (it restores a session on AnyCable).
+        "server": _server(cable.reliable.diagnostics()) if cable else None,
         "data": {
             "new_notifications_count": data.new_notifications_count if data else None,
             "unread_rooms": len(data.unread_rooms) if data else None,
@@ -67,3 +70,10 @@ async def async_get_config_entry_diagnostics(
             "rooms_complete": coordinator.rooms_complete,
         },
     }
+
+
+def _server(report: dict[str, Any]) -> dict[str, Any]:
+    """Per-subscription history states as counts: identifiers name members and rooms."""
+    states = list(report.pop("history").values())
+    report["history"] = {state: states.count(state) for state in sorted(set(states))}
+    return report

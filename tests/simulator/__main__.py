@@ -8,11 +8,11 @@ import json
 import signal
 import sys
 
-from .server import CircleSimulator
+from .server import CircleSimulator, SimConfig
 
 
 async def _main(args: argparse.Namespace) -> None:
-    sim = CircleSimulator(demo=args.demo)
+    sim = CircleSimulator(SimConfig(flavour=args.flavour), demo=args.demo)
     await sim.start(args.host, args.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -32,6 +32,12 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--demo", action="store_true", help="seed a lively community")
+    parser.add_argument(
+        "--flavour",
+        choices=("rails", "anycable"),
+        default="rails",
+        help="the cable server to play: stock Rails Action Cable or AnyCable (anycable-go)",
+    )
     asyncio.run(_main(parser.parse_args()))
     sys.exit(0)
 

@@ -24,6 +24,7 @@ from aiohttp import WSMsgType, web
 
 from custom_components.circle.client.models import rich_text_to_plain
 
+from . import anycable
 from .model import (
     Community,
     SimRoom,
@@ -112,6 +113,13 @@ class SimConfig:
     # refuses (421) any auth, member API or cable request whose Host names that domain, so a
     # client that sends the app token to the community address fails loudly. Port ignored.
     community_domain: str | None = "localhost"
+    # "rails": stock Action Cable (plus Circle's sid); "anycable": anycable-go as modelled in
+    # anycable.py (403 on a disallowed Origin, version header, the extended protocol).
+    flavour: str = "rails"
+    history_limit: int = 100  # anycable: broadcasts kept per stream
+    sessions_ttl: float = 300.0  # anycable: how long a closed session can be restored
+    jwt_identification: bool = False  # anycable: an expired token gets `token_expired`
+    history: bool = True  # anycable: False answers every history request with a reject
 
 
 @dataclass
@@ -150,6 +158,9 @@ class SimConnection:
     received: list[str] = field(default_factory=list)
     silent: bool = False
     queue: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
+    protocol: str | None = None
+    restored: bool = False
+    pongs: int = 0
 
 
 class CircleSimulator:
@@ -169,6 +180,7 @@ class CircleSimulator:
         self.requests: list[dict[str, Any]] = []
         self.misdirected = 0
         self.published: list[tuple[str, str, dict[str, Any]]] = []
+        self.broker = anycable.Broker()
         self.demo = demo
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -261,6 +273,11 @@ class CircleSimulator:
         return f"http://{self.config.community_domain or 'localhost'}:{self.port}"
 
     @property
+    def anycable(self) -> bool:
+        """Whether this server plays anycable-go (SimConfig.flavour)."""
+        return self.config.flavour == "anycable"
+
+    @property
     def member_id(self) -> int:
         return int(self.seeded["me"].id)
 
@@ -273,6 +290,7 @@ class CircleSimulator:
             "member_id": me.id,
             "member_email": me.email,
             "origin": self.origin,
+            "flavour": self.config.flavour,
         }
 
     # --- tokens ----------------------------------------------------------------------------
@@ -456,11 +474,18 @@ class CircleSimulator:
         if key not in NAME_KEYS:
             raise ValueError(f"unknown name key {key}")
         payload = self.envelope(event, data, envelope or self.config.envelope)
+        position = (
+            self.broker.record(stream, payload, self.config.history_limit)
+            if self.anycable
+            else None
+        )
         sent = 0
         for conn in self.connections:
             for ident, subscribed in conn.subscriptions.items():
                 if subscribed == stream:
-                    if shape == "identifier_message":
+                    if position is not None and conn.protocol == anycable.EXT_PROTOCOL:
+                        frame = self.broker.frame(ident, stream, position[1], payload)
+                    elif shape == "identifier_message":
                         frame = {"identifier": ident, "message": payload}
                     else:
                         frame = self.frame(ident, shape, key, event, data, payload)
@@ -845,18 +870,23 @@ class CircleSimulator:
     async def _cable(self, request: web.Request) -> web.StreamResponse:
         origin = request.headers.get("Origin")
         if self.config.allowed_origins and origin not in self.config.allowed_origins:
+            if self.anycable:  # Go's websocket upgrader (CheckOrigin)
+                return web.Response(status=403, text="Forbidden\n")
             return web.Response(status=404, text="Page not found")
         if (fault := self._take_fault(("cable",))) is not None:
             return fault
-        ws = web.WebSocketResponse(protocols=(PROTOCOL,), autoping=True)
+        protocols = anycable.PROTOCOLS if self.anycable else (PROTOCOL,)
+        ws = web.WebSocketResponse(protocols=protocols, autoping=True)
+        if self.anycable:
+            ws.headers["X-AnyCable-Version"] = anycable.VERSION
         await ws.prepare(request)
         token = _bearer(request)
-        member_id, _ = self.check_access(token)
+        member_id, why = self.check_access(token)
         if member_id is None:
+            expired = self.config.jwt_identification and why == MSG_ACCESS_EXPIRED
+            reason = "token_expired" if self.anycable and expired else "unauthorized"
             await ws.send_str(
-                json.dumps(
-                    {"type": "disconnect", "reason": "unauthorized", "reconnect": False}
-                )
+                json.dumps({"type": "disconnect", "reason": reason, "reconnect": False})
             )
             await ws.close(code=1000, message=b"")
             return ws
@@ -865,13 +895,16 @@ class CircleSimulator:
             request,
             member_id,
             self.token_kind(token),
-            secrets.token_urlsafe(15)[:21],
+            anycable.nanoid(21) if self.anycable else secrets.token_urlsafe(15)[:21],
+            protocol=ws.ws_protocol,
         )
         self.connections.append(conn)
         writer = self._spawn(self._writer(conn))
         welcome: dict[str, Any] = {"type": "welcome"}
         if self.config.send_sid:
             welcome["sid"] = conn.sid
+        if conn.protocol == anycable.EXT_PROTOCOL and self.anycable:
+            welcome = anycable.welcome(conn.sid, self._restore(conn, request))
         self._enqueue(conn, json.dumps(welcome))
         try:
             async for msg in ws:
@@ -883,7 +916,27 @@ class CircleSimulator:
             self.connections.remove(conn)
             conn.queue.put_nowait(None)
             writer.cancel()
+            self._commit(conn)
         return ws
+
+    def _restore(self, conn: SimConnection, request: web.Request) -> list[str] | None:
+        """Take over a previous session's subscriptions (ext protocol); their ids, or None."""
+        old = anycable.restore_sid(request.headers, request.query)
+        if old is None:
+            return None
+        subs = self.broker.restore_session(old, conn.member_id)
+        if subs is None:
+            return None
+        conn.subscriptions.update(subs)
+        conn.restored = True
+        self._commit(conn)
+        return list(subs)
+
+    def _commit(self, conn: SimConnection) -> None:
+        if self.anycable and conn.protocol == anycable.EXT_PROTOCOL:
+            self.broker.commit_session(
+                conn.sid, conn.member_id, conn.subscriptions, self.config.sessions_ttl
+            )
 
     def _on_command(self, conn: SimConnection, text: str) -> None:
         try:
@@ -897,6 +950,12 @@ class CircleSimulator:
         if cmd == "unsubscribe" and isinstance(ident, str):
             conn.subscriptions.pop(ident, None)
             return
+        if self._ext(conn) and cmd in ("history", "pong"):
+            if cmd == "pong":
+                conn.pongs += 1
+            elif isinstance(ident, str) and ident in conn.subscriptions:
+                self._send_history(conn, ident, frame.get("history"))
+            return  # anycable-go: history for an unknown subscription is only logged
         if cmd != "subscribe" or not isinstance(ident, str):
             return
         try:
@@ -919,6 +978,36 @@ class CircleSimulator:
         conn.subscriptions[ident] = stream
         self._enqueue(
             conn, json.dumps({"identifier": ident, "type": "confirm_subscription"})
+        )
+        if self._ext(conn):
+            self._commit(conn)
+            history = frame.get("history")
+            if isinstance(history, dict) and (
+                history.get("since") or history.get("streams") is not None
+            ):
+                self._send_history(conn, ident, history)
+
+    def _ext(self, conn: SimConnection) -> bool:
+        return self.anycable and conn.protocol == anycable.EXT_PROTOCOL
+
+    def _send_history(self, conn: SimConnection, ident: str, request: Any) -> None:
+        """Replay what the request asks for, then confirm_history; or reject_history."""
+        backlog = (
+            self.broker.history([conn.subscriptions[ident]], request)
+            if self.config.history
+            else None
+        )
+        if backlog is None:
+            self._enqueue(
+                conn, json.dumps({"type": "reject_history", "identifier": ident})
+            )
+            return
+        for stream, offset, payload in backlog:
+            self._enqueue(
+                conn, json.dumps(self.broker.frame(ident, stream, offset, payload))
+            )
+        self._enqueue(
+            conn, json.dumps({"type": "confirm_history", "identifier": ident})
         )
 
     def _authorize(
@@ -1011,10 +1100,15 @@ class CircleSimulator:
                         "subscriptions": list(c.subscriptions),
                         "received": c.received,
                         "silent": c.silent,
+                        "protocol": c.protocol,
+                        "restored": c.restored,
+                        "pongs": c.pongs,
                     }
                     for c in self.connections
                 ],
                 "requests": self.requests[-500:],
+                "flavour": self.config.flavour,
+                "epoch": self.broker.epoch if self.anycable else None,
                 "new_notifications_count": me.new_notifications_count,
                 "unread_chat_rooms": [
                     r.uuid for r in self.community.unread_rooms(me.id)
@@ -1062,9 +1156,15 @@ class CircleSimulator:
         elif action == "drop":
             result = self.drop_connections()
         elif action == "disconnect":
-            await self.disconnect_all(
-                body.get("reason", "server_restart"), body.get("reconnect", True)
-            )
+            reason = body.get("reason", "server_restart")
+            default = anycable.DISCONNECT_REASONS.get(reason, True)
+            await self.disconnect_all(reason, body.get("reconnect", default))
+        elif action == "bump_epoch":
+            result = self.broker.bump_epoch()
+        elif action == "forget_stream":
+            self.broker.forget_stream(body.get("stream", ""))
+        elif action == "expire_sessions":
+            self.broker.expire_sessions()
         elif action == "silence":
             self.silence()
         elif action == "expire_tokens":

@@ -33,7 +33,6 @@ from .http import retry_after_seconds
 from .models import CableEvent, Channel, EventName, MessageEvent
 from .protocol import (
     EVENT_CLASSES,
-    SUBPROTOCOLS,
     canonical_identifier,
     command,
     describe_frame,
@@ -42,6 +41,7 @@ from .protocol import (
     sanitize_reason,
     split_broadcast,
 )
+from .reliable import OFFERED_PROTOCOLS, Fallback, ReliableStreams
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -136,6 +136,7 @@ class _Outcome:
 EventListener = Callable[[CableEvent], None]
 StateListener = Callable[[ConnectionStatus], None]
 SubscriptionListener = Callable[[Subscription], None]
+FallbackListener = Callable[[Fallback], None]
 
 
 class CircleCable:
@@ -198,6 +199,9 @@ class CircleCable:
         self._superseded: dict[str, Subscription] = {}
         self.reconnects = 0
         self.errors = 0
+        # AnyCable's extended protocol, when the server picks it (reliable.py).
+        self.reliable = ReliableStreams()
+        self._fallback_listeners: list[FallbackListener] = []
 
     def __repr__(self) -> str:
         """No token is ever held here; show where and how it is."""
@@ -231,6 +235,31 @@ class CircleCable:
         self._state_listeners.append(listener)
         return lambda: self._state_listeners.remove(listener)
 
+    @property
+    def protocol(self) -> str | None:
+        """The subprotocol the server picked on the latest connection."""
+        return self.reliable.protocol
+
+    @property
+    def sid(self) -> str | None:
+        """AnyCable's session id of the latest connection (extended protocol only)."""
+        return self.reliable.sid
+
+    @property
+    def server_version(self) -> str | None:
+        """The 101's X-AnyCable-Version, if the server sent one."""
+        return self.reliable.server_version
+
+    @property
+    def server_flavour(self) -> str | None:
+        """Name the server: `anycable`, `actioncable` (stock Rails) or None (not yet)."""
+        return self.reliable.flavour
+
+    def add_fallback_listener(self, listener: FallbackListener) -> Callable[[], None]:
+        """Call `listener` when the server cannot replay a subscription's history."""
+        self._fallback_listeners.append(listener)
+        return lambda: self._fallback_listeners.remove(listener)
+
     def add_subscription_listener(
         self, listener: SubscriptionListener
     ) -> Callable[[], None]:
@@ -255,6 +284,7 @@ class CircleCable:
         if sub is None:
             return
         self._remove_sub(sub)
+        self.reliable.forget(sub.identifier)
         if self._welcomed and self._ws is not None and not self._ws.closed:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await self._ws.send_str(command("unsubscribe", sub.identifier))
@@ -400,11 +430,12 @@ class CircleCable:
         headers = {"Authorization": f"Bearer {token}"}
         if self._origin:
             headers["Origin"] = self._origin
+        headers.update(self.reliable.restore_headers())
         try:
             async with asyncio.timeout(self.options.connect_timeout):
                 ws = await self._session.ws_connect(
                     self._url,
-                    protocols=SUBPROTOCOLS,
+                    protocols=OFFERED_PROTOCOLS,
                     headers=headers,
                     autoclose=True,
                     autoping=True,
@@ -432,6 +463,8 @@ class CircleCable:
         if self._stop.is_set():  # stop() came while connecting
             await ws.close()
             return _Outcome("stopped")
+        response = getattr(ws, "_response", None)
+        self.reliable.connected(ws.protocol, getattr(response, "headers", None))
         try:
             outcome = await self._session_loop(ws)
         finally:
@@ -504,6 +537,7 @@ class CircleCable:
         classes = EVENT_CLASSES
         on_frame = self._on_frame
         max_frame = self._max_frame
+        tracking = self.reliable.active  # broadcasts carry stream positions
         while True:
             msg = await receive()
             if msg.type is text:
@@ -532,6 +566,8 @@ class CircleCable:
             except ValueError:
                 self._warn_once("not_json", "Dropped a cable frame that is not JSON")
                 continue
+            if tracking and type(frame) is dict and "stream_id" in frame:
+                self._track(frame)
             event: CableEvent | None
             try:
                 # {"identifier": <ours>, "message": {"event": <known>, "data": {...}}}
@@ -638,9 +674,13 @@ class CircleCable:
         if kind is None and "message" in frame:
             return self._route_broadcast(frame.get("identifier"), frame["message"])
         if kind == "ping":
+            if (pong := self.reliable.on_ping(frame)) is not None:
+                self._spawn(self._send(pong))
             return None
         if kind == "welcome":
-            self._on_welcome()
+            self._on_welcome(frame)
+        elif kind in ("confirm_history", "reject_history"):
+            self._on_history(kind, frame.get("identifier"))
         # A tuple, not a set: `kind` may be any JSON value, lists included.
         elif kind in ("confirm_subscription", "reject_subscription"):
             ident = frame.get("identifier")
@@ -660,6 +700,7 @@ class CircleCable:
             else:
                 self._set_sub_state(sub, SubscriptionState.REJECTED)
         elif kind == "disconnect":
+            self.reliable.on_disconnect()
             reason = sanitize_reason(frame.get("reason"))
             self._disconnect = (
                 reason or "disconnect",
@@ -813,9 +854,10 @@ class CircleCable:
                 self._spawn(ws.send_str(command("unsubscribe", current.identifier)))
         return old
 
-    def _on_welcome(self) -> None:
+    def _on_welcome(self, frame: dict[str, Any]) -> None:
         if self._welcomed:
             return
+        restored = self.reliable.on_welcome(frame)
         self._welcomed = True
         self._superseded.clear()  # a new connection: the server holds none of them
         self._connected_at = asyncio.get_running_loop().time()
@@ -823,11 +865,51 @@ class CircleCable:
         for sub in self._subs.values():
             sub.state = SubscriptionState.PENDING
             sub.attempts = 0
-        self._subscriber = asyncio.get_running_loop().create_task(self._subscribe_all())
+        self._subscriber = asyncio.get_running_loop().create_task(
+            self._subscribe_all(restored)
+        )
 
-    async def _subscribe_all(self) -> None:
+    async def _subscribe_all(self, restored: tuple[str, ...] = ()) -> None:
         for sub in list(self._subs.values()):
-            await self._send_subscribe(sub)
+            if sub.identifier in restored:
+                await self._resume(sub)
+            else:
+                await self._send_subscribe(sub)
+
+    async def _resume(self, sub: Subscription) -> None:
+        """Take a subscription the server restored as confirmed; ask what was missed."""
+        sub.sent_at = asyncio.get_running_loop().time()
+        sub.attempts = 1
+        self._set_sub_state(sub, SubscriptionState.CONFIRMED)
+        history = self.reliable.history_command(sub.identifier)
+        if isinstance(history, Fallback):
+            self._notify_fallback(history)
+        else:
+            await self._send(history)
+
+    async def _send(self, text: str) -> None:
+        ws = self._ws
+        if ws is not None and not ws.closed:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.send_str(text)
+
+    def _track(self, frame: dict[str, Any]) -> None:
+        sub = self._lookup(frame.get("identifier"))
+        if sub is not None and (fb := self.reliable.track(sub.identifier, frame)):
+            self._notify_fallback(fb)
+
+    def _on_history(self, kind: str, ident: Any) -> None:
+        sub = self._lookup(ident)
+        if sub is not None and (fb := self.reliable.on_history(kind, sub.identifier)):
+            _LOGGER.debug("No history from the server (%s): reading back", fb.reason)
+            self._notify_fallback(fb)
+
+    def _notify_fallback(self, fallback: Fallback) -> None:
+        for listener in tuple(self._fallback_listeners):
+            try:
+                listener(fallback)
+            except Exception:  # noqa: BLE001 - a listener's bug must not end the cable
+                self._unexpected("in a history fallback listener")
 
     async def _send_subscribe(
         self, sub: Subscription, *, keep_state: bool = False
@@ -840,7 +922,7 @@ class CircleCable:
         if not keep_state:
             sub.state = SubscriptionState.PENDING
         with contextlib.suppress(ConnectionError, RuntimeError):
-            await ws.send_str(command("subscribe", sub.identifier))
+            await ws.send_str(self.reliable.subscribe_command(sub.identifier))
 
     def _set_sub_state(self, sub: Subscription, state: SubscriptionState) -> None:
         if sub.state is state:

@@ -39,6 +39,7 @@ from .auth import AccessTokenProvider, CircleAuth, StaticAccessToken, decode_jwt
 from .cable import CableOptions, CircleCable, ConnectionState, ConnectionStatus
 from .errors import CircleError
 from .models import Channel, as_id
+from .probe_ext import check_server
 from .protocol import (
     SUBPROTOCOLS,
     cable_url_for,
@@ -411,6 +412,26 @@ async def run(args: argparse.Namespace) -> int:
             session, cable_url, token, origins, _print
         )
         checker = _Checker(check_ws, _print) if check_ws is not None else None
+        server_report: dict[str, Any] = {}
+        if check_ws is not None:
+            # Which server, and whether it replays history and restores sessions.
+            server_headers = {"Authorization": f"Bearer {token}"}
+            if origin:
+                server_headers["Origin"] = origin
+            server_report = await check_server(
+                session,
+                cable_url,
+                server_headers,
+                {
+                    channel.value: identifier(channel, community_member_id=member_id)
+                    for channel in (
+                        Channel.NOTIFICATION,
+                        Channel.CHAT_ROOM,
+                        Channel.THREADS,
+                    )
+                },
+                _print,
+            )
         check_tasks: list[asyncio.Task[None]] = []
         if checker is not None:
             rooms = await _room_uuids(session, server, auth, args.room)
@@ -489,6 +510,7 @@ async def run(args: argparse.Namespace) -> int:
                 "origin": origin,
                 "room_params": checker.room_params if checker else {},
                 "envelopes": checker.shapes if checker else {},
+                "server": server_report,
                 "connected": outcome["connected"],
                 "exit": outcome["code"],
             }

@@ -34,6 +34,7 @@ from .delivery import (
 )
 from .errors import CircleError, CircleRateLimitError, log_bug, verdict_reason
 from .models import CableEvent, ChatMessage, NewNotificationEvent
+from .reliable import Fallback
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ class CircleSession:
         cable.add_event_listener(self._on_event)
         cable.add_state_listener(self._on_connection)
         cable.add_subscription_listener(self._on_subscription)
+        cable.add_fallback_listener(self._on_history_fallback)
 
     def __repr__(self) -> str:
         """Where it is; never a secret."""
@@ -181,6 +183,17 @@ class CircleSession:
 
     def _on_subscription(self, sub: Subscription) -> None:
         self.core.subscription(self._loop.time(), sub.identifier, sub.state.value)
+        self._pump(status_changed=True)
+
+    def _on_history_fallback(self, fallback: Fallback) -> None:
+        """Read a subscription's room back over REST: the server cannot replay it.
+
+        Told to the core as a fresh confirmation, the signal for which it reads every room
+        back (nothing broadcast before a confirmation reached us).
+        """
+        now = self._loop.time()
+        self.core.subscription(now, fallback.identifier, "pending")
+        self.core.subscription(now, fallback.identifier, "confirmed")
         self._pump(status_changed=True)
 
     # --- outputs --------------------------------------------------------------------------
