@@ -12,10 +12,13 @@ import base64
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+import html
 import json
 import logging
+import re
 import time
 from typing import Any
+import urllib.parse
 
 from aiohttp import web
 import pytest
@@ -33,6 +36,11 @@ from custom_components.circle.client import (
 )
 from custom_components.circle.client.errors import CircleInvalidInputError
 from custom_components.circle.client.http import MAX_BODY_BYTES
+from custom_components.circle.client.redact import (
+    redact_text,
+    redact_value,
+    secret_pattern,
+)
 
 
 def jwt(**claims: Any) -> str:
@@ -812,3 +820,152 @@ async def test_unsafe_room_uuids_never_reach_a_url(session, simulator, uuid) -> 
     with pytest.raises(CircleApiError):
         await api.async_send_message("ok", "x", parent_message_id=0)
     assert simulator.requests == []
+
+
+# --- Echoed secrets in other encodings (issue 22, #3) ----------------------------------------
+
+
+def _json_u(secret: str, upper: bool = False, every: int = 1) -> str:
+    form = "\\u{:04X}" if upper else "\\u{:04x}"
+    return "".join(
+        form.format(ord(c)) if i % every == 0 else c for i, c in enumerate(secret)
+    )
+
+
+def _mixed_case_u(secret: str) -> str:
+    return "".join(
+        ("\\u{:04X}" if i % 2 else "\\u{:04x}").format(ord(c))
+        for i, c in enumerate(secret)
+    )
+
+
+def _html(secret: str) -> str:
+    return "".join(
+        f"&#x{ord(c):X};" if i % 3 == 0 else f"&#{ord(c)};" if i % 3 == 1 else c
+        for i, c in enumerate(secret)
+    )
+
+
+def _b64(data: str) -> str:
+    return base64.b64encode(data.encode()).decode()
+
+
+ENCODINGS: dict[str, Callable[[str], str]] = {
+    "json-u-lower": _json_u,
+    "json-u-upper": lambda s: _json_u(s, upper=True),
+    "json-u-mixed-case": _mixed_case_u,
+    "json-u-some": lambda s: _json_u(s, every=3),
+    "percent-lower": lambda s: "".join(f"%{b:02x}" for b in s.encode()),
+    "percent-upper": lambda s: "".join(f"%{b:02X}" for b in s.encode()),
+    "html-entities": _html,
+    "base64": _b64,
+    "base64-bearer": lambda s: _b64(f"Authorization: Bearer {s}"),
+    "base64url-shifted": lambda s: base64.urlsafe_b64encode(b"x" + s.encode()).decode(),
+    "hex": lambda s: s.encode().hex(),
+    "upper-case": str.upper,
+    "json-in-json": lambda s: json.dumps('{"t": "' + _json_u(s) + '"}')[1:-1],
+    "percent-of-json-escape": lambda s: urllib.parse.quote(_json_u(s)),
+    "zero-width-joined": lambda s: "\\u200b".join(s),
+}
+
+
+def _reader_forms(text: str) -> list[str]:
+    """What a reader could decode from text (independent of the client's own decoder)."""
+    forms = [text]
+    for _ in range(5):
+        last = forms[-1]
+        last = re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m[1], 16)), last)
+        last = html.unescape(urllib.parse.unquote(last.replace("\\/", "/")))
+        forms.append(last.replace("\u200b", ""))
+    return [f.lower() for f in forms]
+
+
+def _windows(value: str, size: int = 20) -> set[str]:
+    value = value.lower()
+    return {value[i : i + size] for i in range(max(1, len(value) - size + 1))}
+
+
+def leaks(text: str, secret: str, encoding: str) -> bool:
+    """Any 20 characters of the secret or of its encoding (messages are cut at 200).
+
+    Windows that the encoding of another secret of the same length has too (a prefix such
+    as "Authorization: Bearer ", and the base64 character that mixes it with the secret's
+    first bits) say nothing about the secret and are not counted.
+    """
+    encode = ENCODINGS[encoding]
+    own = _windows(encode(secret))
+    for known in range(4):  # a base64 character can mix a prefix with the first bits
+        own -= _windows(encode(secret[:known] + "~" * (len(secret) - known)))
+    forms = _reader_forms(text)
+    return any(w in text.lower() for w in own) or any(
+        w in f for w in _windows(secret) for f in forms
+    )
+
+
+ECHO_TARGETS = {
+    # target, status, call, error
+    "mint-401": ("mint", 401, "mint", CircleAuthenticationError),
+    "refresh-404": ("refresh", 404, "refresh", None),  # re-mints; the text is logged
+    "rest-401": ("rest", 401, "async_get_member", None),  # renews; the text is logged
+    "rest-422": ("rest", 422, "async_get_member", CircleApiError),
+}
+
+
+@pytest.mark.parametrize("encoding", list(ENCODINGS))
+@pytest.mark.parametrize("target", list(ECHO_TARGETS))
+async def test_an_encoded_echo_of_a_secret_is_redacted(
+    target: str, encoding: str, session, simulator, caplog
+) -> None:
+    """The bearer or a body secret echoed in any encoding reaches no error and no log line."""
+    caplog.set_level(logging.DEBUG, logger="custom_components.circle")
+    where, status, call, error = ECHO_TARGETS[target]
+    auth = CircleAuth(session, simulator.url, simulator.app_token, member_id=42)
+    api = CircleMemberApi(session, simulator.url, auth)
+    if where != "mint":
+        await auth.async_get_access_token()
+    assert auth.tokens is not None or where == "mint"
+    secret = {
+        "mint": simulator.app_token,
+        "refresh": auth.tokens.refresh_token if auth.tokens else "",
+        "rest": auth.tokens.access_token if auth.tokens else "",
+    }[where]
+    encoded = ENCODINGS[encoding](secret)
+    raw = '{"message": "echo ' + encoded + '", "error": "' + encoded + '"}'
+    simulator.add_fault(where, status, raw=raw.encode())
+    result: Any = None
+    caught: BaseException | None = None
+    try:
+        if call == "mint":
+            result = await auth.async_get_access_token()
+        elif call == "refresh":
+            result = await auth.async_invalidate(auth.tokens.access_token)  # type: ignore[union-attr]
+        else:
+            result = await getattr(api, call)()
+    except CircleError as err:
+        caught = err
+    if error is None:
+        assert caught is None and result is not None
+    else:
+        assert isinstance(caught, error)
+        assert "echo" in str(caught)  # the server's text is kept, the secret is not
+    text = str(caught) + repr(caught) + caplog.text
+    assert "echo" in text
+    for known in {
+        simulator.app_token,
+        *simulator.access_tokens,
+        *simulator.refresh_tokens,
+    }:
+        assert not leaks(text, known, encoding), (encoding, text)
+
+
+def test_redaction_decodes_escaped_solidus_and_keeps_other_text() -> None:
+    """`\\/` is JSON's escaped slash; text without a secret stays exactly as it was."""
+    pattern = secret_pattern(["tok/en/with/slashes", "short"])
+    echoed = redact_text("echo tok\\/en\\/with\\/slashes &amp; more", pattern)
+    assert "tok/en" not in echoed and "with" not in echoed and "more" in echoed
+    plain = "nothing secret: 100% &amp; \\u0041"
+    assert redact_text(plain, pattern) is plain
+    assert secret_pattern(["short", 5]) is None  # too short to be a token: not matched
+    assert redact_value({"k": ["tok/en/with/slashes", 3]}, pattern) == {
+        "k": ["<redacted>", 3]
+    }

@@ -21,6 +21,7 @@ import aiohttp
 from yarl import URL
 
 from .errors import CircleApiError, CircleConnectionError, CircleRateLimitError
+from .redact import redact_value, secret_pattern
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -31,7 +32,6 @@ MAX_RETRY_AFTER: Final = 3600.0
 MAX_BODY_BYTES: Final = 8 * 1024 * 1024
 MAX_JSON_DEPTH: Final = 64
 MAX_MESSAGE_CHARS: Final = 200
-_MIN_SECRET_LEN: Final = 8
 _UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _SAFE_HOST = re.compile(r"[^A-Za-z0-9.:\[\]-]")
 
@@ -127,15 +127,7 @@ def _secrets_of(headers: Mapping[str, str], json_body: Any) -> list[str]:
         found.append(auth[7:].strip())
     if isinstance(json_body, Mapping):
         found.extend(v for v in json_body.values() if isinstance(v, str))
-    return [s for s in found if len(s) >= _MIN_SECRET_LEN]
-
-
-def _redact(raw: bytes, secrets: list[str]) -> bytes:
-    for secret in secrets:
-        encoded = secret.encode()
-        if encoded in raw:
-            raw = raw.replace(encoded, b"<redacted>")
-    return raw
+    return found
 
 
 async def _read_limited(response: aiohttp.ClientResponse) -> bytes | None:
@@ -221,9 +213,10 @@ async def request_json(
         )
     if raw is None:
         raise CircleApiError(f"Circle's answer is too large ({where})", status)
-    if not 200 <= status < 300:
-        raw = _redact(raw, _secrets_of(headers, json_body))
     body, refused = parse_json_body(raw)
+    if not 200 <= status < 300:
+        # Redacted after decoding: an escaped or encoded echo is still the secret.
+        body = redact_value(body, secret_pattern(_secrets_of(headers, json_body)))
     if refused is not None and 200 <= status < 300:
         raise CircleApiError(f"Circle's answer is {refused} ({where})", status)
     if status < 200:
