@@ -8,17 +8,22 @@ traceback and nothing above WARNING in the log, and no redirect ever followed.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+import functools
 import html
 import json
 import logging
 import re
+import struct
 import time
+import tracemalloc
 from typing import Any
 import urllib.parse
+import zlib
 
 from aiohttp import web
 import pytest
@@ -33,6 +38,7 @@ from custom_components.circle.client import (
     CircleMemberNotFoundError,
     CircleNotEligibleError,
     CircleRateLimitError,
+    StaticAccessToken,
 )
 from custom_components.circle.client.errors import CircleInvalidInputError
 from custom_components.circle.client.http import MAX_BODY_BYTES
@@ -969,3 +975,127 @@ def test_redaction_decodes_escaped_solidus_and_keeps_other_text() -> None:
     assert redact_value({"k": ["tok/en/with/slashes", 3]}, pattern) == {
         "k": ["<redacted>", 3]
     }
+
+
+# --- Compressed bodies (issue 22, #11) -------------------------------------------------------
+
+GIB = 1 << 30
+
+
+@functools.cache
+def gzip_bomb() -> bytes:
+    """A valid gzip of 1 GiB of zeros in about 1 MiB, made without compressing 1 GiB.
+
+    After a full flush deflate starts afresh, so every 1 MiB block of zeros compresses to the
+    same bytes: one block is repeated, and the trailer's CRC and size are computed.
+    """
+    block = bytes(1 << 20)
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    first = packer.compress(block) + packer.flush(zlib.Z_FULL_FLUSH)
+    again = packer.compress(block) + packer.flush(zlib.Z_FULL_FLUSH)
+    end = packer.flush()[:-8]  # the final empty block, without the (wrong) trailer
+    crc = 0
+    for _ in range(GIB // len(block)):
+        crc = zlib.crc32(block, crc)
+    count = GIB // len(block) - 1
+    return first + again * count + end + struct.pack("<II", crc, GIB & 0xFFFFFFFF)
+
+
+@pytest.fixture
+async def compressing(socket_enabled: None) -> AsyncGenerator[dict[str, Any]]:
+    """A loopback server that compresses whatever it is asked (answer set by the test)."""
+    state: dict[str, Any] = {"seen": [], "body": b"", "encoding": "gzip"}
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        state["seen"].append(request.headers.get("Accept-Encoding"))
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "application/json",
+                "Content-Encoding": state["encoding"],
+            }
+        )
+        await response.prepare(request)
+        body = state["body"]
+        try:
+            for start in range(0, len(body), 64 * 1024):
+                await response.write(body[start : start + 64 * 1024])
+            await response.write_eof()
+        except (ConnectionError, RuntimeError):
+            pass  # the client stopped reading: that is the point
+        return response
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    state["url"] = f"http://127.0.0.1:{port}"
+    yield state
+    await runner.cleanup()
+
+
+async def _get_member(session: Any, url: str) -> BaseException | Any:
+    api = CircleMemberApi(session, url, StaticAccessToken("access-token-0123456789"))
+    try:
+        return await api.async_get_member()
+    except CircleError as err:
+        return err
+
+
+@pytest.mark.parametrize("at_once", [1, 4])
+async def test_a_gzip_bomb_is_refused_with_bounded_memory(
+    session, compressing, at_once: int
+) -> None:
+    """Identity is asked for; a server that sends 1 MiB of gzip anyway (1 GiB inflated)
+    gets a clear error, with the decompressed bytes capped while they are inflated."""
+    compressing["body"] = gzip_bomb()
+    assert len(compressing["body"]) < 1.1 * (1 << 20)
+    tracemalloc.start()
+    try:
+        results = await asyncio.gather(
+            *(_get_member(session, compressing["url"]) for _ in range(at_once))
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    for result in results:
+        assert isinstance(result, CircleApiError), result
+        assert "too large" in str(result)
+    assert peak < at_once * 10 * (1 << 20), f"peak {peak / (1 << 20):.1f} MiB"
+    assert compressing["seen"] == ["identity"] * at_once
+
+
+def _deflate(data: bytes, wbits: int) -> bytes:
+    packer = zlib.compressobj(6, zlib.DEFLATED, wbits)
+    return packer.compress(data) + packer.flush()
+
+
+MEMBER = json.dumps({"id": 42, "name": "Ada", "email": "ada@example.com"}).encode()
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body", "outcome"),
+    [
+        ("gzip", _deflate(MEMBER, 16 + zlib.MAX_WBITS), 42),
+        ("x-gzip", _deflate(MEMBER, 16 + zlib.MAX_WBITS), 42),
+        ("deflate", _deflate(MEMBER, zlib.MAX_WBITS), 42),
+        ("deflate", _deflate(MEMBER, -zlib.MAX_WBITS), 42),  # raw deflate
+        ("GZIP ", _deflate(MEMBER, 16 + zlib.MAX_WBITS), 42),
+        ("br", b"\x1b\x00", "compressed (br), which is refused"),
+        ("gzip, gzip", b"", "which is refused"),
+        ("gzip", b"\x1f\x8b\x08\x00junkjunkjunk", "corrupt"),
+        ("gzip", _deflate(bytes(MAX_BODY_BYTES + 1), 31), "too large"),
+    ],
+)
+async def test_compressed_answers_are_inflated_or_refused(
+    session, compressing, encoding: str, body: bytes, outcome: Any
+) -> None:
+    compressing["encoding"], compressing["body"] = encoding, body
+    result = await _get_member(session, compressing["url"])
+    if isinstance(outcome, int):
+        assert not isinstance(result, BaseException), result
+        assert result.id == outcome
+    else:
+        assert isinstance(result, CircleApiError) and outcome in str(result), result
