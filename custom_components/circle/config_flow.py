@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-import ipaddress
 import re
 from typing import Any, Final
 
@@ -35,7 +34,6 @@ from homeassistant.helpers.selector import (
     TextSelectorType,
 )
 import voluptuous as vol
-from yarl import URL
 
 from .client import (
     CircleAuth,
@@ -49,6 +47,7 @@ from .client import (
     Member,
     TokenSet,
 )
+from .client.urls import CREDENTIALS, INSECURE, INVALID, AddressError, normalise_url
 from .const import (
     CONF_APP_TOKEN,
     CONF_BACKFILL_HOURS,
@@ -75,9 +74,6 @@ TEXT_SELECTOR = TextSelector()
 PASSWORD_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
 
 # Why an address was refused; each field has its own translated error for each reason.
-INVALID: Final = "invalid"
-INSECURE: Final = "insecure"
-CREDENTIALS: Final = "credentials"
 URL_ERRORS: Final[dict[str, dict[str, str]]] = {
     CONF_COMMUNITY_URL: {
         INVALID: "invalid_url",
@@ -97,69 +93,17 @@ URL_ERRORS: Final[dict[str, dict[str, str]]] = {
 }
 
 MAX_MEMBER_DIGITS: Final = 19
-_HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)", re.IGNORECASE)
-_AUTHORITY_END = re.compile(r"[/?#]")
 _EMAIL = re.compile(
     r"[\w.!#$%&'*+/=?^`{|}~-]{1,64}@(?=[^@]{1,253}$)(?:[\w-]+\.)+[\w-]{2,}"
 )
 
 
-def _host_error(host: str) -> str | None:
-    """None for a DNS name or an IP address; INVALID otherwise."""
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        labels = host.removesuffix(".").split(".")
-        if labels[-1].isdigit() or not all(map(_HOST_LABEL.fullmatch, labels)):
-            return INVALID
-    return None
-
-
-def _is_loopback(host: str) -> bool:
-    """localhost, 127.0.0.0/8 or ::1: the only hosts that may be reached over http://."""
-    if host.removesuffix(".").lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _normalise_url(value: str) -> str:
-    r"""Return `scheme://host[:port]` of an address typed by the user; vol.Invalid if refused.
-
-    https:// is added when no scheme is given. http:// is accepted only for loopback hosts.
-    User names, passwords, "@" and backslashes are refused before parsing, so that
-    `app.circle.so@evil.com` or `app.circle.so\\@evil.com` never resolves to evil.com.
-    """
-    text = value.strip()
-    if "\\" in text:
-        raise vol.Invalid(CREDENTIALS)
-    if not text or not text.isprintable() or any(ch.isspace() for ch in text):
-        raise vol.Invalid(INVALID)
-    if "://" not in text:
-        text = f"https://{text}"
-    authority = _AUTHORITY_END.split(text.partition("://")[2], maxsplit=1)[0]
-    if "@" in authority:
-        raise vol.Invalid(CREDENTIALS)
-    if authority.endswith(":"):  # an empty port: `https://https://host` is no address
-        raise vol.Invalid(INVALID)
+    """Return `scheme://host[:port]` by the client's address rules; vol.Invalid if refused."""
     try:
-        url = URL(text)
-        origin = str(url.origin())
-    except ValueError as err:  # bad port, broken IPv6 literal, bad IDNA name
-        raise vol.Invalid(INVALID) from err
-    host = url.raw_host or ""
-    if (
-        url.scheme not in ("http", "https")
-        or not host
-        or url.explicit_port == 0
-        or _host_error(host)
-    ):
-        raise vol.Invalid(INVALID)
-    if url.scheme == "http" and not _is_loopback(host):
-        raise vol.Invalid(INSECURE)
-    return origin
+        return normalise_url(value)
+    except AddressError as err:
+        raise vol.Invalid(err.reason) from err
 
 
 def _parse_member(value: str) -> dict[str, Any]:
