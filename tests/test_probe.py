@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from custom_components.circle.client import probe
+from custom_components.circle.client import probe, urls
 from custom_components.circle.client.probe import (
     build_parser,
     cable_url_for,
@@ -325,11 +325,7 @@ async def test_probe_applies_the_config_flows_address_rules(
     assert "app-token-0123456789" not in json.dumps(out) and "pw" not in json.dumps(out)
 
 
-def test_the_probe_and_the_config_flow_share_one_rule() -> None:
-    from custom_components.circle import config_flow
-    from custom_components.circle.client import urls
-
+def test_the_probe_uses_the_clients_address_rule() -> None:
     assert probe.normalise_url is urls.normalise_url
-    assert config_flow.normalise_url is urls.normalise_url
     assert urls.normalise_url("https://App.Circle.so/x?y") == "https://app.circle.so"
     assert urls.normalise_url("http://127.0.0.1:8080") == "http://127.0.0.1:8080"
