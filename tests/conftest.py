@@ -5,12 +5,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Callable
 import contextlib
+import logging
 from typing import Any
 
 import aiohttp
-from homeassistant.config_entries import ConfigEntryState
-from homeassistant.core import HomeAssistant
 import pytest
+
+try:
+    from homeassistant.config_entries import ConfigEntryState
+    from homeassistant.core import HomeAssistant
+except (
+    ImportError
+):  # the client package's own run (scripts/test-client): no Home Assistant
+    HAS_HOME_ASSISTANT = False
+else:
+    HAS_HOME_ASSISTANT = True
 
 from custom_components.circle.client import (
     CableEvent,
@@ -36,9 +45,20 @@ FAST_OPTIONS = CableOptions(
 )
 
 
+if not HAS_HOME_ASSISTANT:
+
+    @pytest.fixture(name="caplog")
+    def caplog_fixture(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+        """Capture debug records, as Home Assistant's test plugin does."""
+        caplog.set_level(logging.DEBUG)
+        return caplog
+
+
 @pytest.fixture(autouse=True)
-def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
-    """Let Home Assistant load custom_components/circle in every test."""
+def auto_enable_custom_integrations(request: pytest.FixtureRequest) -> None:
+    """Let Home Assistant load custom_components/circle in every test (when it is there)."""
+    if HAS_HOME_ASSISTANT:
+        request.getfixturevalue("enable_custom_integrations")
 
 
 @pytest.fixture

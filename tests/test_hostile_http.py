@@ -8,14 +8,22 @@ traceback and nothing above WARNING in the log, and no redirect ever followed.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+import functools
+import html
 import json
 import logging
+import re
+import struct
 import time
+import tracemalloc
 from typing import Any
+import urllib.parse
+import zlib
 
 from aiohttp import web
 import pytest
@@ -30,9 +38,15 @@ from custom_components.circle.client import (
     CircleMemberNotFoundError,
     CircleNotEligibleError,
     CircleRateLimitError,
+    StaticAccessToken,
 )
 from custom_components.circle.client.errors import CircleInvalidInputError
 from custom_components.circle.client.http import MAX_BODY_BYTES
+from custom_components.circle.client.redact import (
+    redact_text,
+    redact_value,
+    secret_pattern,
+)
 
 
 def jwt(**claims: Any) -> str:
@@ -812,3 +826,276 @@ async def test_unsafe_room_uuids_never_reach_a_url(session, simulator, uuid) -> 
     with pytest.raises(CircleApiError):
         await api.async_send_message("ok", "x", parent_message_id=0)
     assert simulator.requests == []
+
+
+# --- Echoed secrets in other encodings (issue 22, #3) ----------------------------------------
+
+
+def _json_u(secret: str, upper: bool = False, every: int = 1) -> str:
+    form = "\\u{:04X}" if upper else "\\u{:04x}"
+    return "".join(
+        form.format(ord(c)) if i % every == 0 else c for i, c in enumerate(secret)
+    )
+
+
+def _mixed_case_u(secret: str) -> str:
+    return "".join(
+        ("\\u{:04X}" if i % 2 else "\\u{:04x}").format(ord(c))
+        for i, c in enumerate(secret)
+    )
+
+
+def _html(secret: str) -> str:
+    return "".join(
+        f"&#x{ord(c):X};" if i % 3 == 0 else f"&#{ord(c)};" if i % 3 == 1 else c
+        for i, c in enumerate(secret)
+    )
+
+
+def _b64(data: str) -> str:
+    return base64.b64encode(data.encode()).decode()
+
+
+ENCODINGS: dict[str, Callable[[str], str]] = {
+    "json-u-lower": _json_u,
+    "json-u-upper": lambda s: _json_u(s, upper=True),
+    "json-u-mixed-case": _mixed_case_u,
+    "json-u-some": lambda s: _json_u(s, every=3),
+    "percent-lower": lambda s: "".join(f"%{b:02x}" for b in s.encode()),
+    "percent-upper": lambda s: "".join(f"%{b:02X}" for b in s.encode()),
+    "html-entities": _html,
+    "base64": _b64,
+    "base64-bearer": lambda s: _b64(f"Authorization: Bearer {s}"),
+    "base64url-shifted": lambda s: base64.urlsafe_b64encode(b"x" + s.encode()).decode(),
+    "hex": lambda s: s.encode().hex(),
+    "upper-case": str.upper,
+    "json-in-json": lambda s: json.dumps('{"t": "' + _json_u(s) + '"}')[1:-1],
+    "percent-of-json-escape": lambda s: urllib.parse.quote(_json_u(s)),
+    "zero-width-joined": lambda s: "\\u200b".join(s),
+}
+
+
+def _reader_forms(text: str) -> list[str]:
+    """What a reader could decode from text (independent of the client's own decoder)."""
+    forms = [text]
+    for _ in range(5):
+        last = forms[-1]
+        last = re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m[1], 16)), last)
+        last = html.unescape(urllib.parse.unquote(last.replace("\\/", "/")))
+        forms.append(last.replace("\u200b", ""))
+    return [f.lower() for f in forms]
+
+
+def _windows(value: str, size: int = 20) -> set[str]:
+    value = value.lower()
+    return {value[i : i + size] for i in range(max(1, len(value) - size + 1))}
+
+
+def leaks(text: str, secret: str, encoding: str) -> bool:
+    """Any 20 characters of the secret or of its encoding (messages are cut at 200).
+
+    Windows that the encoding of another secret of the same length has too (a prefix such
+    as "Authorization: Bearer ", and the base64 character that mixes it with the secret's
+    first bits) say nothing about the secret and are not counted.
+    """
+    encode = ENCODINGS[encoding]
+    own = _windows(encode(secret))
+    for known in range(4):  # a base64 character can mix a prefix with the first bits
+        own -= _windows(encode(secret[:known] + "~" * (len(secret) - known)))
+    forms = _reader_forms(text)
+    return any(w in text.lower() for w in own) or any(
+        w in f for w in _windows(secret) for f in forms
+    )
+
+
+ECHO_TARGETS = {
+    # target, status, call, error
+    "mint-401": ("mint", 401, "mint", CircleAuthenticationError),
+    "refresh-404": ("refresh", 404, "refresh", None),  # re-mints; the text is logged
+    "rest-401": ("rest", 401, "async_get_member", None),  # renews; the text is logged
+    "rest-422": ("rest", 422, "async_get_member", CircleApiError),
+}
+
+
+@pytest.mark.parametrize("encoding", list(ENCODINGS))
+@pytest.mark.parametrize("target", list(ECHO_TARGETS))
+async def test_an_encoded_echo_of_a_secret_is_redacted(
+    target: str, encoding: str, session, simulator, caplog
+) -> None:
+    """The bearer or a body secret echoed in any encoding reaches no error and no log line."""
+    caplog.set_level(logging.DEBUG, logger="custom_components.circle")
+    where, status, call, error = ECHO_TARGETS[target]
+    auth = CircleAuth(session, simulator.url, simulator.app_token, member_id=42)
+    api = CircleMemberApi(session, simulator.url, auth)
+    if where != "mint":
+        await auth.async_get_access_token()
+    assert auth.tokens is not None or where == "mint"
+    secret = {
+        "mint": simulator.app_token,
+        "refresh": auth.tokens.refresh_token if auth.tokens else "",
+        "rest": auth.tokens.access_token if auth.tokens else "",
+    }[where]
+    encoded = ENCODINGS[encoding](secret)
+    raw = '{"message": "echo ' + encoded + '", "error": "' + encoded + '"}'
+    simulator.add_fault(where, status, raw=raw.encode())
+    result: Any = None
+    caught: BaseException | None = None
+    try:
+        if call == "mint":
+            result = await auth.async_get_access_token()
+        elif call == "refresh":
+            result = await auth.async_invalidate(auth.tokens.access_token)  # type: ignore[union-attr]
+        else:
+            result = await getattr(api, call)()
+    except CircleError as err:
+        caught = err
+    if error is None:
+        assert caught is None and result is not None
+    else:
+        assert isinstance(caught, error)
+        assert "echo" in str(caught)  # the server's text is kept, the secret is not
+    text = str(caught) + repr(caught) + caplog.text
+    assert "echo" in text
+    for known in {
+        simulator.app_token,
+        *simulator.access_tokens,
+        *simulator.refresh_tokens,
+    }:
+        assert not leaks(text, known, encoding), (encoding, text)
+
+
+def test_redaction_decodes_escaped_solidus_and_keeps_other_text() -> None:
+    """`\\/` is JSON's escaped slash; text without a secret stays exactly as it was."""
+    pattern = secret_pattern(["tok/en/with/slashes", "short"])
+    echoed = redact_text("echo tok\\/en\\/with\\/slashes &amp; more", pattern)
+    assert "tok/en" not in echoed and "with" not in echoed and "more" in echoed
+    plain = "nothing secret: 100% &amp; \\u0041"
+    assert redact_text(plain, pattern) is plain
+    assert secret_pattern(["short", 5]) is None  # too short to be a token: not matched
+    assert redact_value({"k": ["tok/en/with/slashes", 3]}, pattern) == {
+        "k": ["<redacted>", 3]
+    }
+
+
+# --- Compressed bodies (issue 22, #11) -------------------------------------------------------
+
+GIB = 1 << 30
+
+
+@functools.cache
+def gzip_bomb() -> bytes:
+    """A valid gzip of 1 GiB of zeros in about 1 MiB, made without compressing 1 GiB.
+
+    After a full flush deflate starts afresh, so every 1 MiB block of zeros compresses to the
+    same bytes: one block is repeated, and the trailer's CRC and size are computed.
+    """
+    block = bytes(1 << 20)
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    first = packer.compress(block) + packer.flush(zlib.Z_FULL_FLUSH)
+    again = packer.compress(block) + packer.flush(zlib.Z_FULL_FLUSH)
+    end = packer.flush()[:-8]  # the final empty block, without the (wrong) trailer
+    crc = 0
+    for _ in range(GIB // len(block)):
+        crc = zlib.crc32(block, crc)
+    count = GIB // len(block) - 1
+    return first + again * count + end + struct.pack("<II", crc, GIB & 0xFFFFFFFF)
+
+
+@pytest.fixture
+async def compressing(socket_enabled: None) -> AsyncGenerator[dict[str, Any]]:
+    """A loopback server that compresses whatever it is asked (answer set by the test)."""
+    state: dict[str, Any] = {"seen": [], "body": b"", "encoding": "gzip"}
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        state["seen"].append(request.headers.get("Accept-Encoding"))
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "application/json",
+                "Content-Encoding": state["encoding"],
+            }
+        )
+        await response.prepare(request)
+        body = state["body"]
+        try:
+            for start in range(0, len(body), 64 * 1024):
+                await response.write(body[start : start + 64 * 1024])
+            await response.write_eof()
+        except (ConnectionError, RuntimeError):
+            pass  # the client stopped reading: that is the point
+        return response
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    state["url"] = f"http://127.0.0.1:{port}"
+    yield state
+    await runner.cleanup()
+
+
+async def _get_member(session: Any, url: str) -> BaseException | Any:
+    api = CircleMemberApi(session, url, StaticAccessToken("access-token-0123456789"))
+    try:
+        return await api.async_get_member()
+    except CircleError as err:
+        return err
+
+
+@pytest.mark.parametrize("at_once", [1, 4])
+async def test_a_gzip_bomb_is_refused_with_bounded_memory(
+    session, compressing, at_once: int
+) -> None:
+    """Identity is asked for; a server that sends 1 MiB of gzip anyway (1 GiB inflated)
+    gets a clear error, with the decompressed bytes capped while they are inflated."""
+    compressing["body"] = gzip_bomb()
+    assert len(compressing["body"]) < 1.1 * (1 << 20)
+    tracemalloc.start()
+    try:
+        results = await asyncio.gather(
+            *(_get_member(session, compressing["url"]) for _ in range(at_once))
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    for result in results:
+        assert isinstance(result, CircleApiError), result
+        assert "too large" in str(result)
+    assert peak < at_once * 10 * (1 << 20), f"peak {peak / (1 << 20):.1f} MiB"
+    assert compressing["seen"] == ["identity"] * at_once
+
+
+def _deflate(data: bytes, wbits: int) -> bytes:
+    packer = zlib.compressobj(6, zlib.DEFLATED, wbits)
+    return packer.compress(data) + packer.flush()
+
+
+MEMBER = json.dumps({"id": 42, "name": "Ada", "email": "ada@example.com"}).encode()
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body", "outcome"),
+    [
+        ("gzip", _deflate(MEMBER, 16 + zlib.MAX_WBITS), 42),
+        ("x-gzip", _deflate(MEMBER, 16 + zlib.MAX_WBITS), 42),
+        ("deflate", _deflate(MEMBER, zlib.MAX_WBITS), 42),
+        ("deflate", _deflate(MEMBER, -zlib.MAX_WBITS), 42),  # raw deflate
+        ("GZIP ", _deflate(MEMBER, 16 + zlib.MAX_WBITS), 42),
+        ("br", b"\x1b\x00", "compressed (br), which is refused"),
+        ("gzip, gzip", b"", "which is refused"),
+        ("gzip", b"\x1f\x8b\x08\x00junkjunkjunk", "corrupt"),
+        ("gzip", _deflate(bytes(MAX_BODY_BYTES + 1), 31), "too large"),
+    ],
+)
+async def test_compressed_answers_are_inflated_or_refused(
+    session, compressing, encoding: str, body: bytes, outcome: Any
+) -> None:
+    compressing["encoding"], compressing["body"] = encoding, body
+    result = await _get_member(session, compressing["url"])
+    if isinstance(outcome, int):
+        assert not isinstance(result, BaseException), result
+        assert result.id == outcome
+    else:
+        assert isinstance(result, CircleApiError) and outcome in str(result), result

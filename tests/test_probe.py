@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from custom_components.circle.client import probe, probe_ext
+from custom_components.circle.client import probe, probe_ext, urls
 from custom_components.circle.client.probe import (
     build_parser,
     cable_url_for,
@@ -374,3 +374,65 @@ async def test_probe_says_when_history_does_not_work(
     (server,) = checks(lines(capsys), "server")
     assert set(server["history"].values()) == {history}
     assert server["flavour"] == "anycable"
+
+
+async def test_probe_prints_no_query_fragment_or_user_info(
+    simulator, capsys, monkeypatch
+) -> None:
+    """A `?token=` cable URL (and user info, a fragment) never reaches the output."""
+    monkeypatch.setenv(
+        probe.ENV_ACCESS_TOKEN, simulator.issue_tokens(42)["access_token"]
+    )
+    host = simulator.cable_url.split("://", 1)[1].split("/", 1)[0]
+    secret_url = f"ws://{host}/cable?token=leaked-query-token#leaked-fragment"
+    simulator.config.allowed_origins = {simulator.url}
+    community = "https://leaked-user:leaked-pw@example.com/?o=leaked-origin"
+    flags = ["--cable-url", secret_url, "--community", community]
+    flags += ["--server", simulator.url, "--member-id", "42", "--seconds", "0.3"]
+    args = build_parser().parse_args(flags)
+    assert await run(args) == 0
+    out = lines(capsys)
+    assert any(o.get("state") == "connected" for o in out)  # the query was still sent
+    assert checks(out, "cable_url")[0]["url"] == f"ws://{host}/cable"
+    assert out[-1]["cable_url"] == f"ws://{host}/cable"
+    assert [o["origin"] for o in checks(out, "origin")] == [
+        "https://example.com",
+        simulator.url,
+    ]
+    assert out[-1]["origin"] == simulator.url
+    assert "leaked" not in json.dumps(out)
+
+
+@pytest.mark.parametrize(
+    ("flag", "address", "why"),
+    [
+        ("--server", "http://app.circle.so", "loopback"),
+        ("--server", "http://203.0.113.7:8080", "loopback"),
+        ("--server", "https://user:pw@app.circle.so", "passwords"),
+        ("--server", "https://app.circle.so\\@evil.example", "backslashes"),
+        ("--server", "app.circle.so@evil.example", "passwords"),
+        ("--server", "https://app.circle.so:99999", "not a valid address"),
+        ("--server", "ftp://app.circle.so", "not a valid address"),
+        ("--cable-url", "ws://app.circle.so/cable?token=x", "loopback"),
+        ("--cable-url", "wss://u:p@app.circle.so/cable", "passwords"),
+        ("--cable-url", "https://app.circle.so/cable", "not a valid address"),
+    ],
+)
+async def test_probe_applies_the_config_flows_address_rules(
+    socket_enabled, capsys, flag: str, address: str, why: str
+) -> None:
+    """Refused before any request: no token is sent to such an address."""
+    args = build_parser().parse_args(
+        [flag, address, "--app-token", "app-token-0123456789", "--member-id", "1"]
+    )
+    assert await run(args) == probe.EXIT_USAGE
+    out = lines(capsys)
+    assert len(out) == 1 and out[0]["kind"] == "error"
+    assert out[0]["message"].startswith(f"{flag} refused") and why in out[0]["message"]
+    assert "app-token-0123456789" not in json.dumps(out) and "pw" not in json.dumps(out)
+
+
+def test_the_probe_uses_the_clients_address_rule() -> None:
+    assert probe.normalise_url is urls.normalise_url
+    assert urls.normalise_url("https://App.Circle.so/x?y") == "https://app.circle.so"
+    assert urls.normalise_url("http://127.0.0.1:8080") == "http://127.0.0.1:8080"

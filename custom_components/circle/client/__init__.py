@@ -1,8 +1,10 @@
 """Circle (circle.so) headless client: member tokens, member REST API and the ActionCable cable.
 
-Asyncio and aiohttp only, with no Home Assistant imports, so it can be published on its own.
+Asyncio and aiohttp only, with no Home Assistant imports, so it can be published on its own:
+this folder is also the `circle-cable` package (import name `circle_cable`; see README.md).
 """
 
+from ._version import __version__
 from .api import CircleMemberApi
 from .auth import AccessTokenProvider, CircleAuth, StaticAccessToken, TokenSet
 from .cable import (
@@ -74,4 +76,5 @@ __all__ = [
     "Subscription",
     "SubscriptionState",
     "TokenSet",
+    "__version__",
 ]

@@ -1,8 +1,9 @@
 """One place that turns Circle's HTTP answers into typed errors.
 
 Hostile answers are expected: redirects are never followed (the request carries a token),
-bodies are read as bytes and decoded with replacement, JSON nested deeper than
-`MAX_JSON_DEPTH` or larger than `MAX_BODY_BYTES` is refused, and `Retry-After` is clamped.
+bodies are asked for uncompressed and read as bytes (a compressed one is inflated here, never
+beyond the cap), JSON nested deeper than `MAX_JSON_DEPTH` or larger than `MAX_BODY_BYTES`
+(after decompression) is refused, and `Retry-After` is clamped.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import math
 import re
 import time
 from typing import Any, Final
+import zlib
 
 import aiohttp
 from yarl import URL
 
 from .errors import CircleApiError, CircleConnectionError, CircleRateLimitError
+from .redact import redact_value, secret_pattern
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -31,9 +34,11 @@ MAX_RETRY_AFTER: Final = 3600.0
 MAX_BODY_BYTES: Final = 8 * 1024 * 1024
 MAX_JSON_DEPTH: Final = 64
 MAX_MESSAGE_CHARS: Final = 200
-_MIN_SECRET_LEN: Final = 8
 _UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _SAFE_HOST = re.compile(r"[^A-Za-z0-9.:\[\]-]")
+# Bodies are asked for uncompressed; gzip and deflate are still undone, with a cap.
+_PIECE: Final = 64 * 1024
+_ENCODINGS: Final = frozenset({"", "identity", "gzip", "x-gzip", "deflate"})
 
 
 def clamp_retry_after(seconds: float) -> float:
@@ -127,30 +132,70 @@ def _secrets_of(headers: Mapping[str, str], json_body: Any) -> list[str]:
         found.append(auth[7:].strip())
     if isinstance(json_body, Mapping):
         found.extend(v for v in json_body.values() if isinstance(v, str))
-    return [s for s in found if len(s) >= _MIN_SECRET_LEN]
+    return found
 
 
-def _redact(raw: bytes, secrets: list[str]) -> bytes:
-    for secret in secrets:
-        encoded = secret.encode()
-        if encoded in raw:
-            raw = raw.replace(encoded, b"<redacted>")
-    return raw
+class _Inflater:
+    """Undo gzip or deflate with a cap on the output, checked while decompressing.
+
+    aiohttp's own decompression (3.11, CVE-2025-69223) inflates a whole network chunk before
+    any cap applies; here no call makes more than the room left under MAX_BODY_BYTES.
+    """
+
+    def __init__(self, encoding: str, first: bytes) -> None:
+        """Pick the container: gzip, or deflate with or without the zlib header."""
+        if encoding in ("gzip", "x-gzip"):
+            wbits = 16 + zlib.MAX_WBITS
+        else:
+            zlib_header = bool(first) and first[0] & 0x0F == 8
+            wbits = zlib.MAX_WBITS if zlib_header else -zlib.MAX_WBITS
+        self._inflate = zlib.decompressobj(wbits)
+
+    def feed(self, data: bytes, room: int, out: list[bytes]) -> int | None:
+        """Inflate `data` into `out` in pieces of at most 64 KiB; None past `room` bytes."""
+        made = 0
+        while data:
+            piece = self._inflate.decompress(data, min(room - made + 1, _PIECE))
+            made += len(piece)
+            if made > room:
+                return None
+            out.append(piece)
+            data = self._inflate.unconsumed_tail
+        return made
 
 
-async def _read_limited(response: aiohttp.ClientResponse) -> bytes | None:
-    """Read the body; None when it is larger than MAX_BODY_BYTES."""
+async def _read_limited(response: aiohttp.ClientResponse) -> tuple[bytes, str | None]:
+    """Read the body, decompressed, with at most MAX_BODY_BYTES in memory at any time.
+
+    Returns (body, None), or (b"", why it was refused): too large, compressed in an encoding
+    other than gzip or deflate (identity is asked for), or corrupt.
+    """
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in _ENCODINGS:
+        return b"", f"compressed ({sanitize_text(encoding, 20)}), which is refused"
     length = response.content_length
     if length is not None and length > MAX_BODY_BYTES:
-        return None
+        return b"", "too large"
+    inflater: _Inflater | None = None
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+    async for chunk in response.content.iter_chunked(_PIECE):
+        if inflater is None and encoding not in ("", "identity"):
+            inflater = _Inflater(encoding, chunk)
+        if inflater is None:
+            made: int | None = (
+                len(chunk) if size + len(chunk) <= MAX_BODY_BYTES else None
+            )
+            chunks.append(chunk)
+        else:
+            try:
+                made = inflater.feed(chunk, MAX_BODY_BYTES - size, chunks)
+            except zlib.error:
+                return b"", "corrupt (bad compressed data)"
+        if made is None:
+            return b"", "too large"
+        size += made
+    return b"".join(chunks), None
 
 
 def _host(location: str | None) -> str:
@@ -186,15 +231,16 @@ async def request_json(
             async with session.request(
                 method,
                 url,
-                headers=headers,
+                headers={**headers, "Accept-Encoding": "identity"},
                 json=json_body,
                 params=params,
                 allow_redirects=False,
+                auto_decompress=False,
             ) as response:
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
                 location = response.headers.get("Location")
-                raw = await _read_limited(response)
+                raw, unread = await _read_limited(response)
     except TimeoutError as err:
         raise CircleConnectionError(f"Timed out calling Circle ({where})") from err
     except (aiohttp.ClientError, OSError, ValueError) as err:
@@ -219,11 +265,12 @@ async def request_json(
             f"Circle answered {status} ({where}) with a redirect to {_host(location)}, "
             "which is not followed: check the Circle server address"
         )
-    if raw is None:
-        raise CircleApiError(f"Circle's answer is too large ({where})", status)
-    if not 200 <= status < 300:
-        raw = _redact(raw, _secrets_of(headers, json_body))
+    if unread is not None:
+        raise CircleApiError(f"Circle's answer is {unread} ({where})", status)
     body, refused = parse_json_body(raw)
+    if not 200 <= status < 300:
+        # Redacted after decoding: an escaped or encoded echo is still the secret.
+        body = redact_value(body, secret_pattern(_secrets_of(headers, json_body)))
     if refused is not None and 200 <= status < 300:
         raise CircleApiError(f"Circle's answer is {refused} ({where})", status)
     if status < 200:

@@ -7,14 +7,17 @@
 Tokens are read from the environment (`CIRCLE_APP_TOKEN`, `CIRCLE_ACCESS_TOKEN`), which wins over
 `--app-token` and `--access-token` (command-line arguments show in `ps` and in shell history).
 The auth API, the member API and the cable are on the Circle server (`--server`, default
-https://app.circle.so); the community address is only the default Origin.
+https://app.circle.so); the community address is only the default Origin. `--server` follows the
+config flow's address rules (`urls.normalise_url`), `--cable-url` the same with ws:// and wss://;
+every address printed is scheme, host and path only (`urls.printable_url`).
 
 Besides the cable's states and events (`"kind": "state" | "subscription" | "event"`), a second
 socket checks what works (`"kind": "check"`): the cable URL, the Origin, the room channel's
 parameter (for each `--room`) and the shape of each broadcast envelope seen. The last line is a
 `"kind": "summary"` to paste into a bug report; it holds no token and no message content.
 
-Exit 0 after --seconds or Ctrl-C; 2 when authentication fails; 3 when the cable cannot connect.
+Exit 0 after --seconds or Ctrl-C; 2 when authentication fails; 3 when the cable cannot connect;
+64 for a usage error or a refused address.
 """
 
 from __future__ import annotations
@@ -47,6 +50,14 @@ from .protocol import (
     identifier,
     sanitize_reason,
     split_broadcast,
+)
+from .urls import (
+    CREDENTIALS,
+    INSECURE,
+    AddressError,
+    check_cable_url,
+    normalise_url,
+    printable_url,
 )
 
 if TYPE_CHECKING:
@@ -291,30 +302,71 @@ async def _open_check_socket(
                 {
                     "kind": "check",
                     "check": "origin",
-                    "origin": origin,
+                    "origin": _origin(origin),
                     "ok": False,
                     "status": err.status,
                 }
             )
             if err.status == 404:
                 continue  # Rails' answer to an Origin that is not whitelisted
-            emit({"kind": "check", "check": "cable_url", "url": cable_url, "ok": False})
+            emit(
+                {
+                    "kind": "check",
+                    "check": "cable_url",
+                    "url": printable_url(cable_url),
+                    "ok": False,
+                }
+            )
             return None, None
         except (aiohttp.ClientError, OSError, ValueError, TimeoutError) as err:
             emit(
                 {
                     "kind": "check",
                     "check": "cable_url",
-                    "url": cable_url,
+                    "url": printable_url(cable_url),
                     "ok": False,
                     "error": type(err).__name__,
                 }
             )
             return None, None
-        emit({"kind": "check", "check": "cable_url", "url": cable_url, "ok": True})
-        emit({"kind": "check", "check": "origin", "origin": origin, "ok": True})
+        emit(
+            {
+                "kind": "check",
+                "check": "cable_url",
+                "url": printable_url(cable_url),
+                "ok": True,
+            }
+        )
+        emit(
+            {"kind": "check", "check": "origin", "origin": _origin(origin), "ok": True}
+        )
         return ws, origin
     return None, None
+
+
+_REFUSED: Final = {
+    INSECURE: "http:// (ws://) is only for a loopback host: the token would travel in "
+    "clear; use https:// (wss://)",
+    CREDENTIALS: "user names, passwords, '@' and backslashes are not allowed",
+}
+
+
+def _origin(origin: str | None) -> str | None:
+    """Print an Origin as scheme://host[:port] only, like every other address."""
+    return None if origin is None else printable_url(origin).removesuffix("/")
+
+
+def _addresses(args: argparse.Namespace) -> tuple[str, str | None] | str:
+    """--server by the config flow's rules, and --cable-url by the same; else why not."""
+    flag = "--server"
+    try:
+        server = normalise_url(args.server) if args.server else DEFAULT_SERVER
+        flag = "--cable-url"
+        cable_url = check_cable_url(args.cable_url) if args.cable_url else None
+    except AddressError as err:
+        why = _REFUSED.get(err.reason, "not a valid address")
+        return f"{flag} refused: {why}"
+    return server, cable_url
 
 
 def _env_or(name: str, flag: str | None) -> str | None:
@@ -348,7 +400,11 @@ async def run(args: argparse.Namespace) -> int:
     """Connect, print checks, states and events, return the exit code."""
     app_token = _env_or(ENV_APP_TOKEN, args.app_token)
     access_token = _env_or(ENV_ACCESS_TOKEN, args.access_token)
-    server = (args.server or DEFAULT_SERVER).rstrip("/")
+    addresses = _addresses(args)
+    if isinstance(addresses, str):
+        _print({"kind": "error", "message": addresses})
+        return EXIT_USAGE
+    server, args.cable_url = addresses
     async with aiohttp.ClientSession() as session:
         auth: AccessTokenProvider
         if access_token:
@@ -506,8 +562,8 @@ async def run(args: argparse.Namespace) -> int:
         _print(
             {
                 "kind": "summary",
-                "cable_url": cable_url if check_ws is not None else None,
-                "origin": origin,
+                "cable_url": printable_url(cable_url) if check_ws is not None else None,
+                "origin": _origin(origin),
                 "room_params": checker.room_params if checker else {},
                 "envelopes": checker.shapes if checker else {},
                 "server": server_report,
