@@ -1263,7 +1263,7 @@ print(json.dumps({
 def test_modules_import_without_deprecations() -> None:
     """A fresh interpreter imports every module: no deprecation from our code, none reported.
 
-    Runs with the Python of the suite, so `scripts/test --ha-next` checks the next release.
+    Runs with the Python of the suite, so `scripts/test --ha-current` checks the current release.
     """
     from tests._deprecation_gate import REPORTS, SOURCE
 
@@ -1404,7 +1404,7 @@ def test_not_ours():
 
 
 def test_the_deprecation_gate_fails_the_run(tmp_path: Path) -> None:
-    """scripts/test --ha-next loads tests/_deprecation_gate.py: it fails on our deprecations."""
+    """scripts/test --ha-current loads tests/_deprecation_gate.py: it fails on our deprecations."""
     probe = tmp_path / "test_probe.py"
     probe.write_text(_PROBE)
     env = {k: v for k, v in os.environ.items() if not k.startswith("COV_CORE")}
