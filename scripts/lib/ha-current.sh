@@ -135,5 +135,5 @@ hc_share() {
 hc_run_in_root() {
   # Runs a command in the root as a child (for setup); `scripts/ha-current` execs instead.
   HC_SHARE=$(hc_share) unshare --mount -- bash -c "$HC_ENTER" ha-current \
-    "$HC_ROOT" "$PWD" "$HC_VENV" "$@"
+    "$HC_ROOT" "$(pwd -P)" "$HC_VENV" "$@"
 }
