@@ -1,6 +1,6 @@
 """pytest plugin: fail on a deprecation caused by this integration.
 
-Loaded by `scripts/test --ha-current` (`-p tests._deprecation_gate`); it works on both lanes.
+Loaded by `scripts/test` (`-p tests._deprecation_gate`) on both lanes.
 A test fails when, while it runs (setup and teardown included),
 
 - a DeprecationWarning, PendingDeprecationWarning or FutureWarning is issued with a frame
