@@ -1,6 +1,6 @@
 """pytest plugin: fail on a deprecation caused by this integration.
 
-Loaded by `scripts/test` (`-p tests._deprecation_gate`), on both Home Assistant versions.
+Loaded by `scripts/test` (`-p tests._deprecation_gate`) on both lanes.
 A test fails when, while it runs (setup and teardown included),
 
 - a DeprecationWarning, PendingDeprecationWarning or FutureWarning is issued with a frame
@@ -28,7 +28,7 @@ import pytest
 DOMAIN = "circle"
 SOURCE = str(Path(__file__).resolve().parents[1] / "custom_components" / DOMAIN)
 CATEGORIES = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
-# frame.report_usage, blocking-call detection, deprecation helpers (2025.4 and 2026.2).
+# frame.report_usage, blocking-call detection, deprecation helpers (2025.4 to 2026.10).
 REPORTS = re.compile(
     rf"custom integration '{DOMAIN}'|was \w+ from {DOMAIN}\b|'{DOMAIN}' custom integration"
 )

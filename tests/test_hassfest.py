@@ -31,6 +31,7 @@ from homeassistant.helpers import (
     selector,
     service,
 )
+from homeassistant.helpers.data_entry_flow import _BaseFlowManagerView
 from homeassistant.helpers.icon import convert_shorthand_service_icon
 from homeassistant.setup import async_setup_component
 from homeassistant.util.yaml import load_yaml_dict
@@ -39,7 +40,6 @@ from pytest_homeassistant_custom_component.common import (  # type: ignore[impor
     MockConfigEntry,
 )
 import voluptuous as vol
-import voluptuous_serialize  # type: ignore[import-untyped]
 
 from custom_components.circle.const import DOMAIN
 from tests.conftest import entry_data, wait_for
@@ -1149,12 +1149,15 @@ def _fast(cable_options: Any) -> None:
     """Fast cable timings."""
 
 
-def _form_fields(schema: vol.Schema) -> dict[str, set[str]]:
-    """{"": top-level fields, section: its fields}, as the frontend receives them."""
+def _form_fields(hass: HomeAssistant, result: Any) -> dict[str, set[str]]:
+    """{"": top-level fields, section: its fields}, as the frontend receives them.
+
+    Serialised by the flow view of the running release (voluptuous_serialize up to 2025,
+    probatio since), so each lane checks what its frontend gets.
+    """
+    view = _BaseFlowManagerView(hass.config_entries.flow)
     out: dict[str, set[str]] = {"": set()}
-    for item in voluptuous_serialize.convert(
-        schema, custom_serializer=cv.custom_serializer
-    ):
+    for item in view._prepare_result_json(result)["data_schema"]:
         if item.get("type") == "expandable":
             out[item["name"]] = {f["name"] for f in item["schema"]}
         else:
@@ -1163,11 +1166,11 @@ def _form_fields(schema: vol.Schema) -> dict[str, set[str]]:
 
 
 def _assert_form_translated(
-    strings: dict[str, Any], result: Any, category: str
+    hass: HomeAssistant, strings: dict[str, Any], result: Any, category: str
 ) -> None:
     assert result["type"] == "form", result
     step = strings[category]["step"][result["step_id"]]
-    for section, fields in _form_fields(result["data_schema"]).items():
+    for section, fields in _form_fields(hass, result).items():
         if not section:
             assert fields <= set(step.get("data", {})), (result["step_id"], fields)
             continue
@@ -1185,7 +1188,7 @@ async def test_forms_and_entities_are_translated(
     result = await hass.config_entries.flow.async_init(
         DOMAIN, context={"source": "user"}
     )
-    _assert_form_translated(strings, result, "config")
+    _assert_form_translated(hass, strings, result, "config")
 
     entry = MockConfigEntry(
         domain=DOMAIN,
@@ -1203,9 +1206,9 @@ async def test_forms_and_entities_are_translated(
         await entry.start_reconfigure_flow(hass),
         await entry.start_reauth_flow(hass),
     ):
-        _assert_form_translated(strings, result, "config")
+        _assert_form_translated(hass, strings, result, "config")
     result = await hass.config_entries.options.async_init(entry.entry_id)
-    _assert_form_translated(strings, result, "options")
+    _assert_form_translated(hass, strings, result, "options")
 
     registry = er.async_get(hass)
     entities = er.async_entries_for_config_entry(registry, entry.entry_id)
@@ -1264,7 +1267,7 @@ print(json.dumps({
 def test_modules_import_without_deprecations() -> None:
     """A fresh interpreter imports every module: no deprecation from our code, none reported.
 
-    Runs with the Python of the suite, so `scripts/test --ha-next` checks the next release.
+    Runs with the Python of the suite, so `scripts/test --ha-current` checks the current release.
     """
     from tests._deprecation_gate import REPORTS, SOURCE
 
@@ -1405,7 +1408,7 @@ def test_not_ours():
 
 
 def test_the_deprecation_gate_fails_the_run(tmp_path: Path) -> None:
-    """scripts/test --ha-next loads tests/_deprecation_gate.py: it fails on our deprecations."""
+    """scripts/test --ha-current loads tests/_deprecation_gate.py: it fails on our deprecations."""
     probe = tmp_path / "test_probe.py"
     probe.write_text(_PROBE)
     env = {k: v for k, v in os.environ.items() if not k.startswith("COV_CORE")}

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 import shutil
 import subprocess
+import sys
 import time
 
 import aiohttp
@@ -408,7 +409,7 @@ async def test_raw_faults(session, simulator) -> None:
 
 def test_cli_prints_one_json_line_and_stops_cleanly(socket_enabled) -> None:
     proc = subprocess.Popen(
-        [str(ROOT / ".venv/bin/python"), "-m", "tests.simulator", "--port", "0"],
+        [sys.executable, "-m", "tests.simulator", "--port", "0"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -450,7 +451,7 @@ def test_circles_own_node_sample_works_against_the_simulator(
         "run scripts/setup to install the ws package"
     )
     proc = subprocess.Popen(
-        [str(ROOT / ".venv/bin/python"), "-m", "tests.simulator", "--port", "0"],
+        [sys.executable, "-m", "tests.simulator", "--port", "0"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

@@ -1,12 +1,14 @@
 """Snapshots (syrupy) of the entities and the diagnostics after setup against the simulator.
 
 They come on top of the behaviour tests: a change in a state, an attribute, a registry
-option or a diagnostics field shows up as a snapshot diff to review.
+option or a diagnostics field shows up as a snapshot diff to review. One snapshot set holds
+on every lane: what differs between Home Assistant releases and is not ours is normalised.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+import enum
 import itertools
 from types import SimpleNamespace
 from typing import Any
@@ -20,7 +22,10 @@ from pytest_homeassistant_custom_component.common import snapshot_platform
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
-from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from pytest_homeassistant_custom_component.syrupy import (
+    HomeAssistantSnapshotExtension,
+    HomeAssistantSnapshotSerializer,
+)
 from syrupy.assertion import SnapshotAssertion
 from syrupy.filters import props
 
@@ -35,12 +40,36 @@ from tests.test_sensor import (  # noqa: F401 - the fixture is used by name
 SIMULATOR_URL = "http://circle.test"
 
 
+class _ReleaseNeutralSerializer(HomeAssistantSnapshotSerializer):
+    """Home Assistant's serializer, with attribute names as plain strings.
+
+    Since 2026 state attribute names are StrEnum members (EntityStateAttribute.FRIENDLY_NAME,
+    SensorEntityCapabilityAttribute.STATE_CLASS, ...) with the same values as before.
+    """
+
+    @classmethod
+    def _serialize(cls, data: Any, **kwargs: Any) -> str:
+        if isinstance(data, dict) and any(isinstance(k, enum.Enum) for k in data):
+            data = type(data)(
+                {
+                    k.value if isinstance(k, enum.Enum) and isinstance(k, str) else k: v
+                    for k, v in data.items()
+                }
+            )
+        return super()._serialize(data, **kwargs)
+
+
+class _ReleaseNeutralExtension(HomeAssistantSnapshotExtension):
+    serializer_class = _ReleaseNeutralSerializer
+
+
 @pytest.fixture
 def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
     """Home Assistant's serializer: registry ids and timestamps left out."""
-    # Registry fields that differ between Home Assistant releases are not ours to pin.
-    return snapshot.use_extension(HomeAssistantSnapshotExtension).with_defaults(
-        exclude=props("object_id_base", "suggested_object_id")
+    # Registry fields that differ between Home Assistant releases are not ours to pin:
+    # suggested_object_id became object_id_base; aliases gained the entity's own name (2026).
+    return snapshot.use_extension(_ReleaseNeutralExtension).with_defaults(
+        exclude=props("object_id_base", "suggested_object_id", "aliases")
     )
 
 
