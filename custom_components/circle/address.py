@@ -6,8 +6,6 @@ address that breaks them never gets the app token or a member token.
 
 from __future__ import annotations
 
-import voluptuous as vol
-
 from .client.urls import (
     CREDENTIALS,
     INSECURE,
@@ -15,6 +13,7 @@ from .client.urls import (
     AddressError,
     normalise_url as _client_normalise_url,
 )
+from .compat import vol
 
 __all__ = ["CREDENTIALS", "INSECURE", "INVALID", "address_error", "normalise_url"]
 

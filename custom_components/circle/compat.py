@@ -2,16 +2,43 @@
 
 `OptionsFlowWithReload` (Home Assistant 2025.8) reloads the entry when an options flow changes
 the options, with no update listener. Older releases get the same behaviour here.
-`DeviceRegistry.async_get_device` is deprecated from 2026.9 for one identifier's look-up.
+`DeviceRegistry.async_get_device` is deprecated from 2026.9 for one identifier's look-up;
+`DeviceInfo.via_device` (an identifier) from 2026.8 for `via_device_id` (a device id).
+Schemas are voluptuous up to 2026.x and probatio (same API) after: `vol` is the running one.
+`BinarySensorDeviceClass` is no longer re-exported explicitly by 2026.10's binary_sensor.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import sys
+from typing import TYPE_CHECKING, Any, cast
 
 from homeassistant.config_entries import ConfigFlowResult, OptionsFlow
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.device_registry import DeviceInfo
+
+if TYPE_CHECKING:
+    # Python 3.14 means Home Assistant 2026.3 or later: type-check against its modules there.
+    if sys.version_info >= (3, 14):
+        from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
+        from homeassistant.components.notify.const import NotifyEntityFeature
+        import probatio as vol
+    else:
+        from homeassistant.components.binary_sensor import BinarySensorDeviceClass
+        from homeassistant.components.notify import NotifyEntityFeature
+        import voluptuous as vol
+else:
+    try:
+        import probatio as vol
+    except ImportError:  # Home Assistant before probatio
+        import voluptuous as vol
+    try:  # the modules that define them, where they are no longer re-exported
+        from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
+        from homeassistant.components.notify.const import NotifyEntityFeature
+    except ImportError:
+        from homeassistant.components.binary_sensor import BinarySensorDeviceClass
+        from homeassistant.components.notify import NotifyEntityFeature
 
 if TYPE_CHECKING:
     OptionsFlowWithReload = OptionsFlow
@@ -53,4 +80,23 @@ def async_get_device_by_identifier(
     return registry.async_get_device(identifiers={identifier})
 
 
-__all__ = ["OptionsFlowWithReload", "async_get_device_by_identifier"]
+def with_via_device(
+    info: DeviceInfo, identifier: tuple[str, str], device_id: str | None
+) -> DeviceInfo:
+    """Link a device to its parent: by device id where the release has it, else by identifier."""
+    if "via_device_id" in DeviceInfo.__annotations__:
+        if device_id is not None:
+            cast("dict[str, Any]", info)["via_device_id"] = device_id
+    else:
+        cast("dict[str, Any]", info)["via_device"] = identifier
+    return info
+
+
+__all__ = [
+    "BinarySensorDeviceClass",
+    "NotifyEntityFeature",
+    "OptionsFlowWithReload",
+    "async_get_device_by_identifier",
+    "vol",
+    "with_via_device",
+]

@@ -28,7 +28,6 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
-import voluptuous as vol
 
 from .address import CREDENTIALS, INSECURE, INVALID, normalise_url as _normalise_url
 from .client import (
@@ -43,7 +42,7 @@ from .client import (
     Member,
     TokenSet,
 )
-from .compat import OptionsFlowWithReload
+from .compat import OptionsFlowWithReload, vol
 from .const import (
     CONF_ALLOW_NON_ADMIN,
     CONF_APP_TOKEN,

@@ -7,6 +7,8 @@ identifier), so automations filtering bus events on `device_id` keep matching.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
@@ -28,7 +30,12 @@ def room_identifier(entry: ConfigEntry, uuid: str) -> tuple[str, str]:
     return (DOMAIN, f"{device_identifier(entry)[1]}{ROOM_MARK}{uuid}")
 
 
-def room_uuid_of(entry: ConfigEntry, device: dr.DeviceEntry) -> str | None:
+class _HasIdentifiers(Protocol):
+    @property
+    def identifiers(self) -> set[tuple[str, str]]: ...
+
+
+def room_uuid_of(entry: ConfigEntry, device: _HasIdentifiers) -> str | None:
     """Return the room uuid of one of this account's room devices, else None."""
     prefix = f"{device_identifier(entry)[1]}{ROOM_MARK}"
     for domain, identifier in device.identifiers:

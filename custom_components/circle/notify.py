@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from homeassistant.components.notify import (
-    NotifyEntity,
-    NotifyEntityDescription,
-    NotifyEntityFeature,
-)
+from homeassistant.components.notify import NotifyEntity, NotifyEntityDescription
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .compat import NotifyEntityFeature
 from .coordinator import CircleConfigEntry, CircleCoordinator
 from .entity import CircleRoomEntity
 from .messaging import async_check_sender, async_send, compose

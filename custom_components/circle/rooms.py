@@ -18,6 +18,7 @@ from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
+from .compat import with_via_device
 from .const import ENABLED_ROOM_KINDS, ROOM_MODEL
 from .coordinator import CircleConfigEntry, CircleCoordinator
 from .device import ROOM_MARK, device_identifier, room_identifier, room_uuid_of
@@ -32,15 +33,15 @@ def room_device_info(coordinator: CircleCoordinator, uuid: str) -> DeviceInfo:
     """Describe the room's device, linked to the account's device."""
     entry = coordinator.config_entry
     room = coordinator.rooms.get(uuid)
-    return DeviceInfo(
+    info = DeviceInfo(
         identifiers={room_identifier(entry, uuid)},
-        via_device=device_identifier(entry),
         entry_type=DeviceEntryType.SERVICE,
         manufacturer="Circle",
         model=ROOM_MODEL,
         model_id=room.kind if room and room.kind else None,
         name=room_label(coordinator, uuid),
     )
+    return with_via_device(info, device_identifier(entry), coordinator.device_id)
 
 
 def enabled_by_default(coordinator: CircleCoordinator, uuid: str) -> bool:

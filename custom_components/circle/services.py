@@ -23,10 +23,9 @@ from homeassistant.helpers import (
     device_registry as dr,
     entity_registry as er,
 )
-import voluptuous as vol
 
 from .client import CircleError
-from .compat import async_get_device_by_identifier
+from .compat import async_get_device_by_identifier, vol
 from .const import DOMAIN
 from .coordinator import CircleConfigEntry, CircleCoordinator
 from .device import room_identifier, room_uuid_of
