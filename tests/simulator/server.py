@@ -111,6 +111,8 @@ class SimConfig:
     # refuses (421) any auth, member API or cable request whose Host names that domain, so a
     # client that sends the app token to the community address fails loudly. Port ignored.
     community_domain: str | None = "localhost"
+    # How a disallowed Origin is refused: 404 (Rails) or 403 (AnyCable's upgrader).
+    origin_refusal_status: int = 404
 
 
 @dataclass
@@ -821,7 +823,8 @@ class CircleSimulator:
     async def _cable(self, request: web.Request) -> web.StreamResponse:
         origin = request.headers.get("Origin")
         if self.config.allowed_origins and origin not in self.config.allowed_origins:
-            return web.Response(status=404, text="Page not found")
+            status = self.config.origin_refusal_status
+            return web.Response(status=status, text="Page not found")
         if (fault := self._take_fault(("cable",))) is not None:
             return fault
         ws = web.WebSocketResponse(protocols=(PROTOCOL,), autoping=True)
