@@ -285,6 +285,8 @@ class CableSupervisor:
             return self._renew_now("unauthorized")
         if verdict is TokenVerdict.UNKNOWN:
             return self._backoff("token_check_failed", retry_after=retry_after)
+        # Vouched for: should REST reject it later, renew once more before any verdict.
+        self.fresh = False
         if self._refused_by == "origin_refused":
             return self._origin_wait("origin_refused")
         # The token is good but the cable says unauthorized: no verdict, come back slowly.
