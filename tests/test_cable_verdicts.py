@@ -273,3 +273,20 @@ async def test_idle_watchdog_wakes_once_per_stale_period(
     periods = window / FAST_OPTIONS.stale_after
     assert wakes <= periods + 1  # was 8 per period
     assert harness.connected_count() == 1  # and a live connection is not called stale
+
+
+async def test_a_cable_waiting_for_a_token_wakes_when_one_comes(
+    harness_factory, simulator
+) -> None:
+    """A token renewed elsewhere (the refresher, a REST call) ends the wait at once."""
+    options = replace(FAST_OPTIONS, renew_initial=30.0, renew_max=30.0)
+    harness = harness_factory(options=options)
+    simulator.add_fault("mint", 503, count=1)
+    harness.start()
+    await wait_for(lambda: harness.cable.status.reason == "token_unavailable")
+    assert harness.cable.status.retry_in == 30.0
+    loop = asyncio.get_running_loop()
+    renewed_at = loop.time()
+    await harness.auth.async_get_access_token()  # e.g. the member API renewed it
+    await harness.ready()
+    assert loop.time() - renewed_at < 2.0
