@@ -826,6 +826,71 @@ async def _soak_fault(stack: LiveStack, kind: str) -> None:
             await stack.sim_control("frame", kind=frame)
 
 
+async def bench_idle(seconds: float) -> dict[str, Any]:
+    """Event-loop wake-ups and CPU per second of a connected, idle cable (real timings).
+
+    The simulator runs in another process (pings every 3 s, as Rails), so every wake-up
+    counted here is the client's own: socket reads, the watchdog, aiohttp's timers.
+    """
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.simulator",
+        stdout=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+    )
+    try:
+        assert proc.stdout is not None
+        info = json.loads(await proc.stdout.readline())
+        async with aiohttp.ClientSession() as session:
+            auth = CircleAuth(
+                session, info["url"], info["app_token"], member_id=info["member_id"]
+            )
+            cable = CircleCable(
+                session,
+                info["cable_url"],
+                auth,
+                info["member_id"],
+                origin=info["origin"],
+            )
+            task = asyncio.get_running_loop().create_task(cable.run())
+            while not (
+                cable.status.state == "connected"
+                and all(sub.state == "confirmed" for sub in cable.subscriptions)
+            ):
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(1.0)
+            loop: Any = asyncio.get_running_loop()
+            original = loop._run_once
+            wakes = 0
+
+            def counting() -> None:
+                # An iteration with nothing ready blocks in select(): each is one wake-up.
+                # (Iterations that only run what the last one made ready do not sleep.)
+                nonlocal wakes
+                if not loop._ready:
+                    wakes += 1
+                original()
+
+            loop._run_once = counting
+            cpu, wall = time.process_time(), time.monotonic()
+            await asyncio.sleep(seconds)
+            cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+            loop._run_once = original
+            await cable.stop()
+            await task
+    finally:
+        proc.terminate()
+        await proc.wait()
+    return {
+        "seconds": round(wall, 1),
+        # The sleep that measures ends with one wake-up of its own.
+        "wakeups_per_s": round((wakes - 1) / wall, 3),
+        "cpu_ms_per_s": round(cpu * 1000 / wall, 3),
+        "target_wakeups_per_s": 0.5,
+    }
+
+
 def bench_recovery(schedules: int, seed: int = 1) -> dict[str, Any]:
     """Seconds from "Circle healthy" to "confirmed again" over random fault schedules."""
     from tests.recovery_model import run_many
@@ -859,7 +924,13 @@ def main() -> None:
     )
     recovery_parser.add_argument("--schedules", type=int, default=10_000)
     recovery_parser.add_argument("--seed", type=int, default=1)
+    idle_parser = sub.add_parser("idle", help="wake-ups and CPU of an idle cable")
+    idle_parser.add_argument("--seconds", type=float, default=60)
     args = parser.parse_args()
+    if args.command == "idle":
+        idle = asyncio.run(bench_idle(args.seconds))
+        print(json.dumps(idle, indent=2))
+        sys.exit(0 if idle["wakeups_per_s"] <= 0.5 else 1)
     if args.command == "recovery":
         figures = bench_recovery(args.schedules, args.seed)
         print(json.dumps(figures, indent=2))

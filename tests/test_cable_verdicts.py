@@ -251,28 +251,43 @@ async def test_a_handshake_redirect_is_not_followed(
     assert ConnectionState.AUTH_FAILED not in [s.state for s in harness.states]
 
 
-async def test_idle_watchdog_wakes_once_per_stale_period(
+async def test_idle_watchdog_never_wakes_while_frames_flow(
     harness_factory, simulator, monkeypatch
 ) -> None:
-    """No ticking: idle, the watchdog wakes about once per `stale_after`, not 8 times."""
+    """No ticking: pings push the deadline; idle, the watchdog does not wake at all.
+
+    And a silent socket is still called stale between `stale_after` and 9/8 of it.
+    """
     harness = harness_factory()
     harness.start()
     await harness.ready()
     await asyncio.sleep(0.3)
-    wakes = 0
-    original = harness.cable._retry_subscriptions
+    cable = harness.cable
+    calls = {"deadline": 0, "subscriptions": 0}
+    on_deadline, retry = cable._on_deadline, cable._retry_subscriptions
 
-    async def counting(now: float) -> float:
-        nonlocal wakes
-        wakes += 1
-        return await original(now)
+    def counting_deadline() -> None:
+        calls["deadline"] += 1
+        on_deadline()
 
-    monkeypatch.setattr(harness.cable, "_retry_subscriptions", counting)
-    window = 3.0
-    await asyncio.sleep(window)
-    periods = window / FAST_OPTIONS.stale_after
-    assert wakes <= periods + 1  # was 8 per period
-    assert harness.connected_count() == 1  # and a live connection is not called stale
+    async def counting_retry(now: float) -> float:
+        calls["subscriptions"] += 1
+        return await retry(now)
+
+    monkeypatch.setattr(cable, "_on_deadline", counting_deadline)
+    monkeypatch.setattr(cable, "_retry_subscriptions", counting_retry)
+    await asyncio.sleep(6 * FAST_OPTIONS.stale_after)  # pings every 0.2 s
+    assert calls == {"deadline": 0, "subscriptions": 0}  # was 8 wakes per period
+    assert harness.connected_count() == 1
+    loop = asyncio.get_running_loop()
+    simulator.silence()
+    last_frame = cable._last_frame
+    await wait_for(lambda: any(s.reason == "stale" for s in harness.states))
+    detected = loop.time() - last_frame
+    assert (
+        FAST_OPTIONS.stale_after <= detected <= FAST_OPTIONS.stale_after * 9 / 8 + 0.1
+    )
+    assert calls["deadline"] >= 1
 
 
 async def test_a_cable_waiting_for_a_token_wakes_when_one_comes(

@@ -199,6 +199,9 @@ class CircleCable:
         self._fatal: CircleError | None = None
         self._last_frame = 0.0
         self._kick = asyncio.Event()
+        self._stale = asyncio.Event()
+        self._deadline: asyncio.TimerHandle | None = None
+        self._armed_at = 0.0
         self._session = session
         self.room_param = room_param if room_param in ROOM_PARAMS else None
         self._room_uuids = dict(room_uuids or {})
@@ -558,6 +561,7 @@ class CircleCable:
             for task in (reader, watchdog):
                 task.cancel()
             await asyncio.gather(reader, watchdog, return_exceptions=True)
+            self._disarm()
         connected_for = loop.time() - self._connected_at if self._connected_at else None
         if (
             watchdog in done
@@ -601,9 +605,12 @@ class CircleCable:
         on_frame = self._on_frame
         max_frame = self._max_frame
         clock = asyncio.get_running_loop().time
+        rearm_every = self.options.stale_after / 8
         while True:
             msg = await receive()
-            self._last_frame = clock()  # the watchdog re-arms from this
+            now = self._last_frame = clock()
+            if now - self._armed_at >= rearm_every:
+                self._arm(now)  # push the staleness deadline (a few times per period)
             if msg.type is text:
                 data = msg.data
             elif msg.type is binary:
@@ -682,30 +689,61 @@ class CircleCable:
     async def _watchdog(self, ws: aiohttp.ClientWebSocketResponse) -> str:
         """Return "stale" when no frame came for `stale_after`; retry unanswered subscribes.
 
-        No ticking: it sleeps until the last frame's deadline (`stale_after` plus an eighth),
-        and on waking re-arms from the newest frame. Idle with a ping every 3 s it wakes once
-        per `stale_after`; a dead socket is noticed at most `stale_after * 9 / 8` after its
-        last frame.
+        No ticking: a deadline timer (`_arm`) is pushed forward by the frames themselves
+        (at most every eighth of `stale_after`), so with pings every 3 s it never fires and
+        an idle cable wakes only for its pings. A dead socket is noticed between
+        `stale_after` and `stale_after * 9 / 8` after its last frame.
         """
         loop = asyncio.get_running_loop()
-        stale_after = self.options.stale_after
-        slack = stale_after / 8
-        self._last_frame = loop.time()
-        while True:
-            now = loop.time()
-            if now - self._last_frame >= stale_after:
-                _LOGGER.debug(
-                    "No cable frame for %.1f s: reconnecting", now - self._last_frame
-                )
-                return "stale"
-            wake = self._last_frame + stale_after + slack
+        stale = self._stale = asyncio.Event()
+        self._arm(loop.time())
+        kick = self._kick
+        while not stale.is_set():
+            wake = float("inf")
             if self._welcomed:
-                wake = min(wake, await self._retry_subscriptions(now))
-            kick = self._kick
+                wake = await self._retry_subscriptions(loop.time())
             kick.clear()
-            with contextlib.suppress(TimeoutError):
-                # A subscribe sent meanwhile wakes it early, to time that one out.
-                await asyncio.wait_for(kick.wait(), max(0.01, wake - now))
+            waiters = [
+                asyncio.ensure_future(stale.wait()),
+                asyncio.ensure_future(kick.wait()),  # a subscribe sent: time it out
+            ]
+            timeout = None if wake == float("inf") else max(0.01, wake - loop.time())
+            try:
+                await asyncio.wait(
+                    waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+        _LOGGER.debug(
+            "No cable frame for %.1f s: reconnecting", loop.time() - self._last_frame
+        )
+        return "stale"
+
+    def _arm(self, now: float) -> None:
+        """(Re)arm the staleness deadline from a frame seen at `now`."""
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._armed_at = now
+        opts = self.options
+        self._deadline = asyncio.get_running_loop().call_at(
+            now + opts.stale_after * 9 / 8, self._on_deadline
+        )
+
+    def _on_deadline(self) -> None:
+        self._deadline = None
+        if (
+            asyncio.get_running_loop().time() - self._last_frame
+            >= self.options.stale_after
+        ):
+            self._stale.set()
+        else:  # frames came after the arming: the deadline moves to the newest one
+            self._arm(self._last_frame)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
 
     async def _retry_subscriptions(self, now: float) -> float:
         """Resend subscribes nobody answered; return when the next one is due (or inf)."""
