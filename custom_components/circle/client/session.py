@@ -37,7 +37,7 @@ from .models import CableEvent, ChatMessage, NewNotificationEvent
 
 _LOGGER = logging.getLogger(__name__)
 
-RESTART_BACKOFF_MAX = 60.0
+RESTART_BACKOFF_MAX = 15.0  # after a bug in the cable: as its own backoff
 
 
 class SessionListener(Protocol):
