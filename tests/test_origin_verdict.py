@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from homeassistant.const import STATE_OFF, STATE_ON
 from homeassistant.helpers import issue_registry as ir
 import pytest
@@ -76,3 +78,23 @@ async def test_403_with_a_token_the_member_api_rejects_starts_reauth(
     assert "cable and the member API" in str(connection.error)
     issues = ir.async_get(hass)
     assert issues.async_get_issue(DOMAIN, f"origin_rejected_{entry.entry_id}") is None
+
+
+async def test_two_403s_then_normal_answers_are_a_normal_reconnect(
+    hass, simulator
+) -> None:
+    """A CDN or firewall challenge (issue 22 #10): back at once, no reauth, no issue left."""
+    entry = await setup(hass, simulator)
+    await connected(hass, entry)
+    simulator.add_fault("cable", 403, count=2)
+    loop = asyncio.get_running_loop()
+    dropped = loop.time()
+    simulator.drop_connections()
+    coordinator = entry.runtime_data
+    await wait_for(lambda: coordinator.reconnects >= 2)
+    await connected(hass, entry)
+    assert loop.time() - dropped < 5.0
+    assert not hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    issues = ir.async_get(hass)
+    assert issues.async_get_issue(DOMAIN, f"origin_rejected_{entry.entry_id}") is None
+    assert attribute(hass, "origin") == "accepted"
