@@ -558,10 +558,13 @@ class CircleCable:
                 (reader, watchdog), return_when=asyncio.FIRST_COMPLETED
             )
         finally:
+            self._disarm()
             for task in (reader, watchdog):
                 task.cancel()
-            await asyncio.gather(reader, watchdog, return_exceptions=True)
-            self._disarm()
+            try:
+                await asyncio.gather(reader, watchdog, return_exceptions=True)
+            finally:
+                self._disarm()  # even when cancelled again while waiting
         connected_for = loop.time() - self._connected_at if self._connected_at else None
         if (
             watchdog in done
