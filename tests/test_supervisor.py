@@ -52,6 +52,7 @@ class SupervisorMachine(RuleBasedStateMachine):
         self.rng = random.Random(0)
         self.sup = CableSupervisor(TIMING, uniform=self.rng.uniform)
         self.step: Step = self.sup.start()
+        self.has_token = False  # as the driver: a token first, then the handshake
         self.renewed_since_welcome = False  # the model's own idea of "fresh"
         self.rest_rejected_fresh = False
         self.fatal = False
@@ -70,15 +71,16 @@ class SupervisorMachine(RuleBasedStateMachine):
                 )
         self.step = step
 
-    @precondition(lambda self: self.sup.state is S.CONNECTING)
+    @precondition(lambda self: self.sup.state is S.CONNECTING and not self.has_token)
     @rule(renewed=st.booleans())
     def token_ready(self, renewed: bool) -> None:
         renew = self.step.renew
+        self.has_token = True
         self.sup.token_ready(renewed=renewed)
         if renew and renewed:
             self.renewed_since_welcome = True
 
-    @precondition(lambda self: self.sup.state is S.CONNECTING)
+    @precondition(lambda self: self.sup.state is S.CONNECTING and not self.has_token)
     @rule(retry=RETRY, fatal=st.booleans())
     def token_failed(self, retry: float | None, fatal: bool) -> None:
         step = self.sup.token_failed(
@@ -90,14 +92,14 @@ class SupervisorMachine(RuleBasedStateMachine):
         else:
             self._record(step, retry_after=retry)
 
-    @precondition(lambda self: self.sup.state is S.CONNECTING)
+    @precondition(lambda self: self.sup.state is S.CONNECTING and self.has_token)
     @rule()
     def welcomed(self) -> None:
         self.sup.welcomed()
         self.renewed_since_welcome = False
         assert not self.sup.origin_refused
 
-    @precondition(lambda self: self.sup.state is S.CONNECTING)
+    @precondition(lambda self: self.sup.state is S.CONNECTING and self.has_token)
     @rule(refusal=st.sampled_from(Refusal), retry=RETRY)
     def handshake_failed(self, refusal: Refusal, retry: float | None) -> None:
         if refusal in (Refusal.HANDSHAKE, Refusal.ORIGIN_404):
@@ -111,7 +113,10 @@ class SupervisorMachine(RuleBasedStateMachine):
             step, retry_after=retry if refusal is not Refusal.HANDSHAKE else None
         )
 
-    @precondition(lambda self: self.sup.state in (S.CONNECTING, S.CONNECTED))
+    @precondition(
+        lambda self: self.sup.state is S.CONNECTED
+        or (self.sup.state is S.CONNECTING and self.has_token)
+    )
     @rule(reason=REASONS, reconnect=st.booleans(), lived=st.floats(0, 100))
     def closed(self, reason: str, reconnect: bool, lived: float) -> None:
         fresh = self.renewed_since_welcome
@@ -142,6 +147,7 @@ class SupervisorMachine(RuleBasedStateMachine):
     @rule()
     def wake(self) -> None:
         self.step = self.sup.wake()
+        self.has_token = False
         assert self.step.kind is StepKind.CONNECT
 
     @rule(data=st.data())
