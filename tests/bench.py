@@ -826,6 +826,88 @@ async def _soak_fault(stack: LiveStack, kind: str) -> None:
             await stack.sim_control("frame", kind=frame)
 
 
+async def bench_idle(seconds: float) -> dict[str, Any]:
+    """Event-loop wake-ups and CPU per second of a connected, idle cable (real timings).
+
+    The simulator runs in another process (pings every 3 s, as Rails), so every wake-up
+    counted here is the client's own: socket reads, the watchdog, aiohttp's timers.
+    """
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.simulator",
+        stdout=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+    )
+    try:
+        assert proc.stdout is not None
+        info = json.loads(await proc.stdout.readline())
+        async with aiohttp.ClientSession() as session:
+            auth = CircleAuth(
+                session, info["url"], info["app_token"], member_id=info["member_id"]
+            )
+            cable = CircleCable(
+                session,
+                info["cable_url"],
+                auth,
+                info["member_id"],
+                origin=info["origin"],
+            )
+            task = asyncio.get_running_loop().create_task(cable.run())
+            while not (
+                cable.status.state == "connected"
+                and all(sub.state == "confirmed" for sub in cable.subscriptions)
+            ):
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(1.0)
+            loop: Any = asyncio.get_running_loop()
+            original = loop._run_once
+            wakes = 0
+
+            def counting() -> None:
+                # An iteration with nothing ready blocks in select(): each is one wake-up.
+                # (Iterations that only run what the last one made ready do not sleep.)
+                nonlocal wakes
+                if not loop._ready:
+                    wakes += 1
+                original()
+
+            loop._run_once = counting
+            cpu, wall = time.process_time(), time.monotonic()
+            await asyncio.sleep(seconds)
+            cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+            loop._run_once = original
+            await cable.stop()
+            await task
+    finally:
+        proc.terminate()
+        await proc.wait()
+    return {
+        "seconds": round(wall, 1),
+        # The sleep that measures ends with one wake-up of its own.
+        "wakeups_per_s": round((wakes - 1) / wall, 3),
+        "cpu_ms_per_s": round(cpu * 1000 / wall, 3),
+        "target_wakeups_per_s": 0.5,
+    }
+
+
+def bench_recovery(schedules: int, seed: int = 1) -> dict[str, Any]:
+    """Seconds from "Circle healthy" to "confirmed again" over random fault schedules."""
+    from tests.recovery_model import run_many
+
+    times = sorted(run_many(schedules, seed))
+    down = [t for t in times if t > 0]
+    return {
+        "schedules": schedules,
+        "max_s": round(times[-1], 2),
+        "p99_s": round(times[int(len(times) * 0.99)], 2),
+        "median_s": round(statistics.median(times), 2),
+        "connected_through_healthy": sum(t == 0 for t in times),
+        "down_at_healthy_median_s": round(statistics.median(down), 2) if down else 0,
+        "target_s": 20.0,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="scripts/bench")
     sub = parser.add_subparsers(dest="command")
@@ -836,7 +918,23 @@ def main() -> None:
     soak_parser = sub.add_parser("soak", help="traffic plus random faults")
     soak_parser.add_argument("--minutes", type=float, default=5)
     soak_parser.add_argument("--json", type=Path, dest="soak_json")
+    recovery_parser = sub.add_parser(
+        "recovery",
+        help="fake clock: healthy -> confirmed again over random fault schedules",
+    )
+    recovery_parser.add_argument("--schedules", type=int, default=10_000)
+    recovery_parser.add_argument("--seed", type=int, default=1)
+    idle_parser = sub.add_parser("idle", help="wake-ups and CPU of an idle cable")
+    idle_parser.add_argument("--seconds", type=float, default=60)
     args = parser.parse_args()
+    if args.command == "idle":
+        idle = asyncio.run(bench_idle(args.seconds))
+        print(json.dumps(idle, indent=2))
+        sys.exit(0 if idle["wakeups_per_s"] <= 0.5 else 1)
+    if args.command == "recovery":
+        figures = bench_recovery(args.schedules, args.seed)
+        print(json.dumps(figures, indent=2))
+        sys.exit(0 if figures["max_s"] <= 20.0 else 1)
     if args.command == "blast-server":
         asyncio.run(serve_blast(args.count))
         return

@@ -31,6 +31,7 @@ from custom_components.circle.client import (
     ConnectionStatus,
     Subscription,
 )
+from custom_components.circle.client.tokencheck import member_token_check
 from tests.simulator import CircleSimulator, SimConfig
 
 # Scaled-down timings: pings every 0.2 s, stale after 0.5 s, so the suite stays fast.
@@ -42,6 +43,10 @@ FAST_OPTIONS = CableOptions(
     backoff_max=0.4,
     stable_after=2.0,
     close_timeout=0.2,
+    renew_initial=0.05,
+    renew_max=0.4,
+    origin_retry_initial=0.2,
+    origin_retry_max=1.0,
 )
 
 
@@ -130,6 +135,7 @@ class CableHarness:
             origin=sim.origin,
             room_ids=room_ids,
             options=options,
+            token_check=member_token_check(session, sim.url),
         )
         self.events: list[CableEvent] = []
         self.states: list[ConnectionStatus] = []

@@ -21,6 +21,7 @@ from custom_components.circle.client import (
     CircleRateLimitError,
     StaticAccessToken,
     TokenSet,
+    auth as auth_module,
 )
 from custom_components.circle.client.auth import decode_jwt_claims
 from custom_components.circle.client.http import retry_after_seconds
@@ -520,9 +521,41 @@ async def test_refresher_quiet_on_server_errors(session, simulator, caplog) -> N
     simulator.add_fault("refresh", 503, count=100)
     before = _refreshes(simulator)
     await _run_refresher(auth, 0.5)
-    assert _refreshes(simulator) - before == 1  # then a minute's wait
+    assert _refreshes(simulator) - before == 1  # then a second's wait, doubling
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert not [r for r in caplog.records if r.exc_info]
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "expected"),
+    [(502, None, [1.0, 2.0, 4.0]), (429, "3", [3.0, 3.0, 4.0])],
+)
+async def test_failed_renewals_are_retried_fast_then_spaced_after_success(
+    session, simulator, monkeypatch, status, retry_after, expected
+) -> None:
+    """1 s doubling (never before Retry-After), not the 30 s meant for successful renewals."""
+    chosen: list[float] = []
+    real = auth_module.renewal_delay
+
+    def recording(*args, **kwargs) -> float:
+        chosen.append(real(*args, **kwargs))
+        return 0.0  # the refresher still waits its 1 s floor: keep the test short
+
+    monkeypatch.setattr(auth_module, "renewal_delay", recording)
+    auth, saved = make_auth(session, simulator)
+    await auth.async_get_access_token()
+    auth._tokens = dataclasses.replace(
+        auth.tokens, access_token_expires_at=datetime.now(UTC)
+    )
+    auth._last_renewal = None
+    simulator.config.access_ttl = (
+        0.0  # the renewed token is due at once: spacing decides
+    )
+    simulator.add_fault("refresh", status, count=3, retry_after=retry_after)
+    await _run_refresher(auth, 3.6)
+    assert chosen == expected
+    assert len(saved) == 2  # the fourth attempt worked
+    assert 29 <= auth.seconds_until_refresh() <= 30  # now the spacing applies
 
 
 async def test_mint_422_retries_like_a_server_error(session, simulator) -> None:

@@ -59,6 +59,7 @@ class CableConnectedBinarySensor(CircleEntity, BinarySensorEntity):
         coordinator = self.coordinator
         return {
             "reason": coordinator.connection.reason,
+            "origin": coordinator.origin_verdict,
             "reconnects": coordinator.reconnects,
             "synced": coordinator.synced,
             "sync_error": coordinator.sync_error,

@@ -45,6 +45,7 @@ from .client.delivery import (
 from .client.errors import verdict_reason
 from .client.protocol import cable_url_for
 from .client.session import CircleSession, read_snapshot
+from .client.tokencheck import member_token_check
 from .compat import async_get_device_by_identifier
 from .const import (
     AVAILABILITY_GRACE,
@@ -78,6 +79,8 @@ type ActivityListener = Callable[[str, str, dict[str, Any]], None]
 __all__ = ["CircleConfigEntry", "CircleCoordinator", "CircleData"]
 
 CABLE_OPTIONS = CableOptions()
+# Connection reasons that mean "Circle refused the Origin" (never the credentials).
+ORIGIN_REASONS = frozenset({"origin_rejected", "origin_refused"})
 DELIVERY_CONFIG = DeliveryConfig(grace=AVAILABILITY_GRACE.total_seconds())
 
 
@@ -197,6 +200,9 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
             room_param=self.runtime.room_param(self.server_url),
             on_room_param=self._persist_room_param,
             options=CABLE_OPTIONS,
+            token_check=member_token_check(
+                async_get_clientsession(self.hass), self.server_url
+            ),
         )
         self.session = CircleSession(self.api, cable, core, self)
         entry = self.config_entry
@@ -249,6 +255,18 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
     def sync_error(self) -> str | None:
         """Why the last read-back failed."""
         return self.status.sync_error
+
+    @property
+    def origin_verdict(self) -> str:
+        """What Circle's cable made of the Origin: accepted, refused, checking or unknown."""
+        if self.connection.state is ConnectionState.CONNECTED:
+            return "accepted"
+        cable = self.cable
+        if self.connection.reason in ORIGIN_REASONS or (cable and cable.origin_refused):
+            return "refused"
+        if cable is not None and cable.verdict == "checking_403":
+            return "checking"
+        return "unknown"
 
     @property
     def available(self) -> bool:
@@ -356,7 +374,9 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
             LOGGER.info("Connection to Circle restored")
         if connection.state is ConnectionState.CONNECTED:
             self.issues.clear(ISSUE_ORIGIN_REJECTED)
-        elif connection.reason == "origin_rejected":
+        elif connection.reason in ORIGIN_REASONS:
+            # 404 (Rails) or a 403 while the member API accepts the token (AnyCable): the
+            # credentials are fine, so no reauthentication; the cable retries by itself.
             self.issues.raise_issue(ISSUE_ORIGIN_REJECTED, origin=self.origin)
         if status.auth_failed and not previous.auth_failed:
             if issue := VERDICT_ISSUES.get(status.reason or ""):

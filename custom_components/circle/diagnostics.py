@@ -50,6 +50,7 @@ async def async_get_config_entry_diagnostics(
         "connection": {
             "state": coordinator.connection.state.value,
             "reason": coordinator.connection.reason,
+            "origin": coordinator.origin_verdict,
             "reconnects": coordinator.reconnects,
             "available": coordinator.available,
             "synced": coordinator.synced,

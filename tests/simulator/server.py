@@ -120,6 +120,8 @@ class SimConfig:
     sessions_ttl: float = 300.0  # anycable: how long a closed session can be restored
     jwt_identification: bool = False  # anycable: an expired token gets `token_expired`
     history: bool = True  # anycable: False answers every history request with a reject
+    # How a disallowed Origin is refused: 404 (Rails) or 403 (AnyCable's upgrader).
+    origin_refusal_status: int = 404
 
 
 @dataclass
@@ -872,7 +874,8 @@ class CircleSimulator:
         if self.config.allowed_origins and origin not in self.config.allowed_origins:
             if self.anycable:  # Go's websocket upgrader (CheckOrigin)
                 return web.Response(status=403, text="Forbidden\n")
-            return web.Response(status=404, text="Page not found")
+            status = self.config.origin_refusal_status
+            return web.Response(status=status, text="Page not found")
         if (fault := self._take_fault(("cable",))) is not None:
             return fault
         protocols = anycable.PROTOCOLS if self.anycable else (PROTOCOL,)

@@ -25,10 +25,10 @@ from .errors import (
     CircleError,
     CircleMemberNotFoundError,
     CircleNotEligibleError,
-    CircleRateLimitError,
 )
 from .http import DEFAULT_TIMEOUT, error_message, request_json
 from .models import as_id, parse_datetime
+from .supervisor import renewal_delay
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -51,7 +51,6 @@ MAX_REFRESH_SPACING: Final = 1800.0
 # However long a token claims to live, check again after this long.
 MAX_REFRESH_WAIT: Final = 12 * 3600.0
 DEFAULT_ACCESS_LIFETIME: Final = timedelta(hours=1)
-ERROR_RETRY_DELAY: Final = 60.0
 # Which bearer the refresh call wants is unconfirmed: the app token (Circle's Node SDK) or the
 # refresh token itself (a third-party SDK). Try both, remember what worked.
 REFRESH_BEARERS = ("app_token", "refresh_token")
@@ -191,6 +190,7 @@ class CircleAuth:
         self._spacing = min_refresh_interval
         self._last_renewal: float | None = None  # monotonic
         self._was_early = False
+        self._renewed = asyncio.Event()  # set (then replaced) at every new token set
 
     def __repr__(self) -> str:
         """Show who, never a secret."""
@@ -272,9 +272,15 @@ class CircleAuth:
         except OverflowError:
             return True
 
+    async def async_wait_renewed(self) -> None:
+        """Return once new tokens were stored (a cable waiting for a token waits for this)."""
+        await self._renewed.wait()
+
     def _store(self, tokens: TokenSet) -> TokenSet:
         self._tokens = tokens
         self._last_renewal = time.monotonic()
+        renewed, self._renewed = self._renewed, asyncio.Event()
+        renewed.set()
         try:
             early = (
                 tokens.access_token_expires_at - self._refresh_margin
@@ -301,8 +307,11 @@ class CircleAuth:
     async def async_run_refresher(self, stop: asyncio.Event) -> None:
         """Refresh ahead of expiry until `stop` is set, even when no call needs a token.
 
-        Every pass waits: at least 1 s, and after a renewal at least the renewal spacing.
+        Every pass waits at least 1 s. The renewal spacing (30 s) follows successful
+        renewals only: a failed one is retried fast (1 s doubling, capped at 15 s), never
+        sooner than Circle's Retry-After (clamped to [1 s, 1 h]).
         """
+        failures = 0
         while not stop.is_set():
             delay = self.seconds_until_refresh()
             if delay <= 0:
@@ -314,13 +323,14 @@ class CircleAuth:
                     CircleMemberNotFoundError,
                 ):
                     return  # the cable and the member API report it to the owner
-                except CircleRateLimitError as err:
-                    _LOGGER.debug("Token refresh rate limited: %s", err)
-                    delay = err.retry_after
                 except CircleError as err:
-                    _LOGGER.debug("Token refresh failed, retrying in a minute: %s", err)
-                    delay = max(ERROR_RETRY_DELAY, _err_delay(err))
+                    failures += 1
+                    delay = renewal_delay(failures, _err_delay(err) or None)
+                    _LOGGER.debug(
+                        "Token refresh failed, retrying in %.0f s: %s", delay, err
+                    )
                 else:
+                    failures = 0
                     delay = self.seconds_until_refresh()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), max(delay, 1.0))

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 import json
 import logging
-import random
 from typing import Any, Final
 
 import aiohttp
@@ -29,6 +28,7 @@ from .errors import (
     log_bug,
     verdict_reason,
 )
+from .handshake import HandshakeRedirect, no_redirect_session
 from .http import retry_after_seconds
 from .models import CableEvent, Channel, EventName, MessageEvent
 from .protocol import (
@@ -42,6 +42,18 @@ from .protocol import (
     split_broadcast,
 )
 from .reliable import OFFERED_PROTOCOLS, Fallback, ReliableStreams
+from .supervisor import (
+    DISCONNECT_REASONS,
+    LOCAL_REASONS,
+    CableState,
+    CableSupervisor,
+    Refusal,
+    Step,
+    StepKind,
+    Timing,
+    TokenVerdict,
+)
+from .tokencheck import TokenCheck
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -109,13 +121,32 @@ class CableOptions:
     connect_timeout: float = 10.0
     close_timeout: float = 1.0
     backoff_initial: float = 1.0
-    backoff_max: float = 60.0
+    # Transient failures: full jitter up to this; `reconnect: false` waits 1-2x this.
+    backoff_max: float = 15.0
     # A connection that was welcomed and lived past one ping interval or so worked: the next
     # drop starts the backoff again from a second (as Rails' own client does on connect).
     stable_after: float = 5.0
+    # Failed token renewals: 1 s doubling up to 15 s (never before a Retry-After).
+    renew_initial: float = 1.0
+    renew_max: float = 15.0
+    # A refused Origin: retried 5 s doubling up to 5 minutes apart (half to full jitter).
+    origin_retry_initial: float = 5.0
+    origin_retry_max: float = 300.0
     max_frame_size: int = 1024 * 1024
     hard_frame_limit: int = 16 * 1024 * 1024
     dedupe_size: int = 4096
+
+    def timing(self) -> Timing:
+        """Return the supervisor's share of these settings."""
+        return Timing(
+            backoff_initial=self.backoff_initial,
+            backoff_max=self.backoff_max,
+            renew_initial=self.renew_initial,
+            renew_max=self.renew_max,
+            origin_retry_initial=self.origin_retry_initial,
+            origin_retry_max=self.origin_retry_max,
+            stable_after=self.stable_after,
+        )
 
 
 class _ServerDisconnect(Exception):  # noqa: N818 - control flow, not an error
@@ -126,11 +157,9 @@ class _ServerDisconnect(Exception):  # noqa: N818 - control flow, not an error
 class _Outcome:
     reason: str
     reconnect: bool = True
-    auth: bool = False
-    fatal: CircleError | None = None
     connected_for: float | None = None
     retry_after: float | None = None
-    token: str | None = None
+    refusal: Refusal | None = None  # set when the handshake itself failed
 
 
 EventListener = Callable[[CableEvent], None]
@@ -155,12 +184,25 @@ class CircleCable:
         room_param: str | None = None,
         on_room_param: Callable[[str], None] | None = None,
         options: CableOptions | None = None,
+        token_check: TokenCheck | None = None,
     ) -> None:
         """Prepare the member channels plus a `Chats::RoomChannel` per room id.
 
         `room_param` is the room parameter that worked before (see ROOM_PARAMS); the one
         that works is reported to `on_room_param` so the owner can persist it.
+        `token_check` asks the member API about a token the cable refused; without it a
+        refusal never becomes an authentication verdict.
         """
+        self._token_check = token_check
+        self._sup: CableSupervisor | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._last_token: str | None = None
+        self._fatal: CircleError | None = None
+        self._last_frame = 0.0
+        self._kick = asyncio.Event()
+        self._stale = asyncio.Event()
+        self._deadline: asyncio.TimerHandle | None = None
+        self._armed_at = 0.0
         self._session = session
         self.room_param = room_param if room_param in ROOM_PARAMS else None
         self._room_uuids = dict(room_uuids or {})
@@ -297,94 +339,154 @@ class CircleCable:
             await ws.close()
 
     async def run(self) -> None:
-        """Connect and reconnect until `stop()` or an authentication failure."""
+        """Connect and reconnect until `stop()` or a certain authentication verdict.
+
+        Every timing and verdict decision is the supervisor's (`supervisor.py`); this
+        carries its steps out.
+        """
         self._stop.clear()
+        sup = self._sup = CableSupervisor(self.options.timing())
         refresher = (
             asyncio.create_task(self._run_refresher(self._auth))
             if isinstance(self._auth, CircleAuth)
             else None
         )
-        attempt = 0
-        auth_retry_used = False
+        self._fatal = None
         try:
+            step = sup.start()
             while not self._stop.is_set():
-                try:
-                    outcome = await self._connect_once()
-                except Exception:  # noqa: BLE001 - a bug must not end the connection
-                    self._unexpected("connecting")
-                    outcome = _Outcome("error")
-                if self._stop.is_set():
-                    break
-                if outcome.fatal is not None:
+                if step.kind is StepKind.CONNECT:
+                    step = await self._attempt(sup, renew=step.renew)
+                elif step.kind is StepKind.CHECK_TOKEN:
+                    step = await self._check_refused_token(sup)
+                elif step.kind is StepKind.WAIT:
+                    self._set_status(
+                        ConnectionState.DISCONNECTED, step.reason, retry_in=step.delay
+                    )
+                    self.reconnects += 1
+                    await self._wait(
+                        step.delay, for_token=sup.state is CableState.WAITING_TOKEN
+                    )
+                    if self._stop.is_set():
+                        break
+                    step = sup.wake()
+                else:
                     self._set_status(
                         ConnectionState.AUTH_FAILED,
-                        verdict_reason(outcome.fatal) or "auth_failed",
-                        error=outcome.fatal,
+                        step.reason or "auth_failed",
+                        error=self._fatal,
                     )
                     return
-                delay = 0.0
-                stable = (
-                    outcome.connected_for is not None
-                    and outcome.connected_for >= self.options.stable_after
-                )
-                if stable:
-                    # A long healthy connection earns a fresh backoff and auth-retry budget.
-                    attempt = 0
-                    auth_retry_used = False
-                if outcome.auth:
-                    if auth_retry_used:
-                        self._set_status(ConnectionState.AUTH_FAILED, outcome.reason)
-                        return
-                    auth_retry_used = True
-                    try:
-                        if outcome.token is not None:
-                            await self._auth.async_invalidate(outcome.token)
-                    except (
-                        CircleAuthenticationError,
-                        CircleNotEligibleError,
-                        CircleMemberNotFoundError,
-                    ) as err:
-                        self._set_status(
-                            ConnectionState.AUTH_FAILED,
-                            verdict_reason(err) or "auth_failed",
-                            error=err,
-                        )
-                        return
-                    except CircleRateLimitError as err:
-                        # The renewal itself failed: no verdict on the token yet.
-                        auth_retry_used = False
-                        delay = max(err.retry_after, self._backoff(attempt))
-                        attempt += 1
-                    except Exception as err:  # noqa: BLE001 - no verdict: retry later
-                        if not isinstance(err, CircleError):
-                            self._unexpected("renewing the token")
-                        auth_retry_used = False
-                        delay = self._backoff(attempt)
-                        attempt += 1
-                else:
-                    if outcome.connected_for is not None:
-                        auth_retry_used = False  # the server accepted the token
-                    delay = self._backoff(attempt)
-                    attempt += 1
-                    if not outcome.reconnect:
-                        # Told not to come back (a kick, a deploy), but not about the
-                        # token: no verdict; come back, slowly.
-                        delay = max(delay, self.options.backoff_max)
-                    if outcome.retry_after is not None:
-                        delay = max(delay, min(max(outcome.retry_after, 1.0), 3600.0))
-                self._set_status(
-                    ConnectionState.DISCONNECTED, outcome.reason, retry_in=delay
-                )
-                self.reconnects += 1
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), delay)
         finally:
+            sup.stop()
+            if self._http is not None:
+                await self._http.close()
+                self._http = None
             if refresher is not None:
                 refresher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await refresher
             if self._status.state is not ConnectionState.AUTH_FAILED:
                 self._set_status(ConnectionState.STOPPED, "stopped")
+
+    @property
+    def verdict(self) -> str | None:
+        """The supervisor's state while not connected (e.g. "origin_refused"), else None."""
+        sup = self._sup
+        return (
+            None
+            if sup is None or sup.state is CableState.CONNECTED
+            else sup.state.value
+        )
+
+    @property
+    def origin_refused(self) -> bool:
+        """The member API vouched for the token while the cable refused the handshake."""
+        return self._sup is not None and self._sup.state is CableState.ORIGIN_REFUSED
+
+    async def _wait(self, delay: float, *, for_token: bool) -> None:
+        """Sleep `delay`, or less: until stop(), or (waiting for a token) until one comes."""
+        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._stop.wait())]
+        if for_token and isinstance(self._auth, CircleAuth):
+            waits.append(asyncio.ensure_future(self._auth.async_wait_renewed()))
+        try:
+            await asyncio.wait(
+                waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for waiter in waits:
+                waiter.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+
+    async def _attempt(self, sup: CableSupervisor, *, renew: bool) -> Step:
+        """Get (or renew) a token, then hold one connection; tell the supervisor how it went."""
+        try:
+            if renew and self._last_token is not None:
+                token = await self._auth.async_invalidate(self._last_token)
+            else:
+                token = await self._auth.async_get_access_token()
+        except (
+            CircleAuthenticationError,
+            CircleNotEligibleError,
+            CircleMemberNotFoundError,
+        ) as err:
+            self._fatal = err
+            return sup.token_failed(fatal=verdict_reason(err) or "auth_failed")
+        except CircleRateLimitError as err:
+            return sup.token_failed(retry_after=err.retry_after, reason="rate_limited")
+        except Exception as err:  # noqa: BLE001 - no verdict: retry soon
+            if isinstance(err, CircleError):
+                _LOGGER.debug("No access token for the cable: %s", err)
+            else:
+                self._unexpected("renewing the token")
+            return sup.token_failed(retry_after=getattr(err, "retry_after", None))
+        sup.token_ready(renewed=renew)
+        self._last_token = token
+        try:
+            outcome = await self._connect_once(token)
+        except Exception:  # noqa: BLE001 - a bug must not end the connection
+            self._unexpected("connecting")
+            outcome = _Outcome("error")
+        if self._stop.is_set():
+            return Step(StepKind.DONE, reason="stopped")
+        if outcome.refusal is not None:
+            return sup.handshake_failed(
+                outcome.refusal, outcome.reason, outcome.retry_after
+            )
+        if outcome.reason not in DISCONNECT_REASONS | LOCAL_REASONS:
+            self._warn_once(
+                "disconnect_reason",
+                f"Circle ended the connection for an unknown reason ({outcome.reason})",
+            )
+        return sup.closed(
+            outcome.reason,
+            reconnect=outcome.reconnect,
+            connected_for=outcome.connected_for,
+        )
+
+    async def _check_refused_token(self, sup: CableSupervisor) -> Step:
+        """Ask the member API about the token the cable refused: the verdict needs its word."""
+        self._set_status(ConnectionState.DISCONNECTED, "checking_token")
+        verdict, retry_after = TokenVerdict.UNKNOWN, None
+        token = self._last_token
+        if self._token_check is not None and token is not None:
+            try:
+                verdict, retry_after = await self._token_check(token)
+            except Exception:  # noqa: BLE001 - no verdict on a bug
+                self._unexpected("checking the token")
+        step = sup.token_checked(verdict, retry_after)
+        if step.kind is StepKind.DONE:
+            self._fatal = CircleAuthenticationError(
+                "Circle refused the member's access token on the cable and the member API"
+            )
+        elif sup.state is CableState.ORIGIN_REFUSED:
+            self._warn_once(
+                "origin_refused",
+                f"Circle's cable refused the Origin {self._origin or '(none)'} although "
+                "the member API accepts the token: allow that Origin in the community, "
+                "or reconfigure the integration with another Origin",
+            )
+        return step
 
     async def _run_refresher(self, auth: CircleAuth) -> None:
         """Keep the token fresh ahead of expiry; a bug in there is logged and retried."""
@@ -404,36 +506,18 @@ class CircleCable:
 
     # --- connection ------------------------------------------------------------------------
 
-    def _backoff(self, attempt: int) -> float:
-        """Full jitter: uniform in [0, min(cap, initial * 2^attempt)]."""
-        ceiling = min(
-            self.options.backoff_max,
-            self.options.backoff_initial * 2 ** min(attempt, 30),
-        )
-        return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
-
-    async def _connect_once(self) -> _Outcome:
-        try:
-            token = await self._auth.async_get_access_token()
-        except (
-            CircleAuthenticationError,
-            CircleNotEligibleError,
-            CircleMemberNotFoundError,
-        ) as err:
-            return _Outcome("auth_failed", fatal=err)
-        except CircleRateLimitError as err:
-            return _Outcome("rate_limited", retry_after=err.retry_after)
-        except CircleError as err:
-            _LOGGER.debug("No access token for the cable: %s", err)
-            return _Outcome("token_unavailable")
+    async def _connect_once(self, token: str) -> _Outcome:
+        """One handshake and, if it works, one connection until it ends."""
         self._set_status(ConnectionState.CONNECTING)
         headers = {"Authorization": f"Bearer {token}"}
         if self._origin:
             headers["Origin"] = self._origin
         headers.update(self.reliable.restore_headers())
+        if self._http is None or self._http.closed:
+            self._http = no_redirect_session(self._session)
         try:
             async with asyncio.timeout(self.options.connect_timeout):
-                ws = await self._session.ws_connect(
+                ws = await self._http.ws_connect(
                     self._url,
                     protocols=OFFERED_PROTOCOLS,
                     headers=headers,
@@ -444,22 +528,18 @@ class CircleCable:
                         ws_close=self.options.close_timeout
                     ),
                 )
+        except HandshakeRedirect as err:
+            self._warn_once(
+                "redirect",
+                f"Circle's cable answered {err.status} with a redirect to {err.where}, "
+                "which is not followed: check the Circle server address",
+            )
+            return _Outcome("redirected", refusal=Refusal.TRANSIENT)
         except aiohttp.WSServerHandshakeError as err:
-            if err.status == 404:
-                self._warn_once(
-                    "origin",
-                    "Circle refused the cable handshake (404): is the Origin whitelisted?",
-                )
-                return _Outcome("origin_rejected")
-            if err.status in (401, 403):
-                return _Outcome("unauthorized", auth=True, token=token)
-            if err.status == 429:
-                retry = err.headers.get("Retry-After") if err.headers else None
-                return _Outcome("rate_limited", retry_after=retry_after_seconds(retry))
-            return _Outcome(f"handshake_{err.status}")
+            return self._handshake_refused(err)
         except (aiohttp.ClientError, TimeoutError, OSError) as err:
             _LOGGER.debug("Cable connect failed: %s", type(err).__name__)
-            return _Outcome("cannot_connect")
+            return _Outcome("cannot_connect", refusal=Refusal.TRANSIENT)
         if self._stop.is_set():  # stop() came while connecting
             await ws.close()
             return _Outcome("stopped")
@@ -472,8 +552,32 @@ class CircleCable:
             self._welcomed = False
             if not ws.closed:
                 await ws.close()
-        outcome.token = token
         return outcome
+
+    def _handshake_refused(self, err: aiohttp.WSServerHandshakeError) -> _Outcome:
+        """Name a refused upgrade; only the supervisor (with REST's word) gives a verdict."""
+        if err.status == 404:
+            self._warn_once(
+                "origin",
+                f"Circle refused the cable handshake (404): is the Origin "
+                f"{self._origin or '(none)'} whitelisted?",
+            )
+            return _Outcome("origin_rejected", refusal=Refusal.ORIGIN_404)
+        if err.status in (401, 403):
+            return _Outcome(f"handshake_{err.status}", refusal=Refusal.HANDSHAKE)
+        if err.status == 429:
+            retry = err.headers.get("Retry-After") if err.headers else None
+            return _Outcome(
+                "rate_limited",
+                refusal=Refusal.RATE_LIMITED,
+                retry_after=retry_after_seconds(retry),
+            )
+        retry = err.headers.get("Retry-After") if err.headers else None
+        return _Outcome(
+            f"handshake_{err.status}",
+            refusal=Refusal.TRANSIENT,
+            retry_after=retry_after_seconds(retry) if retry else None,
+        )
 
     async def _session_loop(self, ws: aiohttp.ClientWebSocketResponse) -> _Outcome:
         loop = asyncio.get_running_loop()
@@ -487,9 +591,13 @@ class CircleCable:
                 (reader, watchdog), return_when=asyncio.FIRST_COMPLETED
             )
         finally:
+            self._disarm()
             for task in (reader, watchdog):
                 task.cancel()
-            await asyncio.gather(reader, watchdog, return_exceptions=True)
+            try:
+                await asyncio.gather(reader, watchdog, return_exceptions=True)
+            finally:
+                self._disarm()  # even when cancelled again while waiting
         connected_for = loop.time() - self._connected_at if self._connected_at else None
         if (
             watchdog in done
@@ -499,12 +607,7 @@ class CircleCable:
             return _Outcome(watchdog.result(), connected_for=connected_for)
         if (disconnect := self._server_disconnect()) is not None:
             reason, reconnect = disconnect
-            return _Outcome(
-                reason,
-                reconnect=reconnect,
-                auth=reason == "unauthorized",
-                connected_for=connected_for,
-            )
+            return _Outcome(reason, reconnect=reconnect, connected_for=connected_for)
         if (
             reader in done
             and not reader.cancelled()
@@ -538,8 +641,13 @@ class CircleCable:
         on_frame = self._on_frame
         max_frame = self._max_frame
         tracking = self.reliable.active  # broadcasts carry stream positions
+        clock = asyncio.get_running_loop().time
+        rearm_every = self.options.stale_after / 8
         while True:
             msg = await receive()
+            now = self._last_frame = clock()
+            if now - self._armed_at >= rearm_every:
+                self._arm(now)  # push the staleness deadline (a few times per period)
             if msg.type is text:
                 data = msg.data
             elif msg.type is binary:
@@ -555,7 +663,7 @@ class CircleCable:
                 if msg.type is aiohttp.WSMsgType.ERROR:
                     _LOGGER.debug("Cable socket error: %s", type(msg.data).__name__)
                 return
-            self._rx += 1  # the watchdog compares counts: cheaper than a clock read
+            self._rx += 1
             if len(data) > max_frame:
                 self._warn_once(
                     "oversized", f"Dropped an oversized cable frame ({len(data)} bytes)"
@@ -620,46 +728,86 @@ class CircleCable:
     async def _watchdog(self, ws: aiohttp.ClientWebSocketResponse) -> str:
         """Return "stale" when no frame came for `stale_after`; retry unanswered subscribes.
 
-        It wakes every eighth of `stale_after`, so a dead socket is noticed at most
-        `stale_after * 9 / 8` after its last frame.
+        No ticking: a deadline timer (`_arm`) is pushed forward by the frames themselves
+        (at most every eighth of `stale_after`), so with pings every 3 s it never fires and
+        an idle cable wakes only for its pings. A dead socket is noticed between
+        `stale_after` and `stale_after * 9 / 8` after its last frame.
         """
         loop = asyncio.get_running_loop()
-        opts = self.options
-        tick = opts.stale_after / 8
-        seen_count = self._rx
-        last_frame = loop.time()
-        while True:
-            now = loop.time()
-            if self._rx != seen_count:
-                seen_count = self._rx
-                last_frame = now
-            elif now - last_frame >= opts.stale_after:
-                _LOGGER.debug(
-                    "No cable frame for %.1f s: reconnecting", now - last_frame
-                )
-                return "stale"
-            wake = now + tick
+        stale = self._stale = asyncio.Event()
+        self._arm(loop.time())
+        kick = self._kick
+        while not stale.is_set():
+            wake = float("inf")
             if self._welcomed:
-                for sub in list(self._subs.values()):
-                    if sub.attempts == 0 or sub.state not in (
-                        SubscriptionState.PENDING,
-                        SubscriptionState.UNANSWERED,
-                    ):
-                        continue  # not sent on this connection yet, or answered
-                    deadline = sub.sent_at + opts.subscribe_timeout * 2 ** min(
-                        sub.attempts - 1, 4
-                    )
-                    if now >= deadline:
-                        if await self._try_next_room_param(sub, timed_out=True):
-                            continue
-                        if sub.state is SubscriptionState.PENDING:
-                            self._set_sub_state(sub, SubscriptionState.UNANSWERED)
-                        await self._send_subscribe(sub, keep_state=True)
-                        deadline = sub.sent_at + opts.subscribe_timeout * 2 ** min(
-                            sub.attempts - 1, 4
-                        )
-                    wake = min(wake, deadline)
-            await asyncio.sleep(max(0.01, wake - now))
+                wake = await self._retry_subscriptions(loop.time())
+            kick.clear()
+            waiters = [
+                asyncio.ensure_future(stale.wait()),
+                asyncio.ensure_future(kick.wait()),  # a subscribe sent: time it out
+            ]
+            timeout = None if wake == float("inf") else max(0.01, wake - loop.time())
+            try:
+                await asyncio.wait(
+                    waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+        _LOGGER.debug(
+            "No cable frame for %.1f s: reconnecting", loop.time() - self._last_frame
+        )
+        return "stale"
+
+    def _arm(self, now: float) -> None:
+        """(Re)arm the staleness deadline from a frame seen at `now`."""
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._armed_at = now
+        opts = self.options
+        self._deadline = asyncio.get_running_loop().call_at(
+            now + opts.stale_after * 9 / 8, self._on_deadline
+        )
+
+    def _on_deadline(self) -> None:
+        self._deadline = None
+        if (
+            asyncio.get_running_loop().time() - self._last_frame
+            >= self.options.stale_after
+        ):
+            self._stale.set()
+        else:  # frames came after the arming: the deadline moves to the newest one
+            self._arm(self._last_frame)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    async def _retry_subscriptions(self, now: float) -> float:
+        """Resend subscribes nobody answered; return when the next one is due (or inf)."""
+        opts = self.options
+        wake = float("inf")
+        for sub in list(self._subs.values()):
+            if sub.attempts == 0 or sub.state not in (
+                SubscriptionState.PENDING,
+                SubscriptionState.UNANSWERED,
+            ):
+                continue  # not sent on this connection yet, or answered
+            deadline = sub.sent_at + opts.subscribe_timeout * 2 ** min(
+                sub.attempts - 1, 4
+            )
+            if now >= deadline:
+                if await self._try_next_room_param(sub, timed_out=True):
+                    continue
+                if sub.state is SubscriptionState.PENDING:
+                    self._set_sub_state(sub, SubscriptionState.UNANSWERED)
+                await self._send_subscribe(sub, keep_state=True)
+                deadline = sub.sent_at + opts.subscribe_timeout * 2 ** min(
+                    sub.attempts - 1, 4
+                )
+            wake = min(wake, deadline)
+        return wake
 
     # --- frames (hot path: every frame passes here) ----------------------------------------
 
@@ -861,6 +1009,8 @@ class CircleCable:
         self._welcomed = True
         self._superseded.clear()  # a new connection: the server holds none of them
         self._connected_at = asyncio.get_running_loop().time()
+        if self._sup is not None and self._sup.state is CableState.CONNECTING:
+            self._sup.welcomed()
         self._set_status(ConnectionState.CONNECTED)
         for sub in self._subs.values():
             sub.state = SubscriptionState.PENDING
@@ -919,6 +1069,7 @@ class CircleCable:
             return
         sub.sent_at = asyncio.get_running_loop().time()
         sub.attempts += 1
+        self._kick.set()
         if not keep_state:
             sub.state = SubscriptionState.PENDING
         with contextlib.suppress(ConnectionError, RuntimeError):

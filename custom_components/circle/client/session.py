@@ -38,7 +38,7 @@ from .reliable import Fallback
 
 _LOGGER = logging.getLogger(__name__)
 
-RESTART_BACKOFF_MAX = 60.0
+RESTART_BACKOFF_MAX = 15.0  # after a bug in the cable: as its own backoff
 
 
 class SessionListener(Protocol):
