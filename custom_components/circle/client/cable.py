@@ -63,10 +63,17 @@ ROOM_PARAMS: Final = ("chat_room_id", "id", "chat_room_uuid")
 MAX_KEY_LENGTH: Final = 64
 NEW_MESSAGE: Final = EventName.NEW_MESSAGE.value
 
+
+def _stdlib_loads(data: bytes | bytearray | memoryview | str) -> Any:
+    """Parse with the standard library (which takes no memoryview)."""
+    return json.loads(bytes(data) if isinstance(data, memoryview) else data)
+
+
+_json_loads: Callable[[bytes | bytearray | memoryview | str], Any]
 try:  # orjson parses frames faster; it ships with Home Assistant but is not required.
     from orjson import loads as _json_loads
 except ImportError:  # pragma: no cover
-    _json_loads = json.loads
+    _json_loads = _stdlib_loads
 
 
 class ConnectionState(StrEnum):

@@ -51,7 +51,7 @@ async def _refuse_redirect(
 def no_redirect_session(shared: aiohttp.ClientSession) -> aiohttp.ClientSession:
     """Open a session on `shared`'s connector whose requests fail on any redirect."""
     trace = aiohttp.TraceConfig()
-    trace.on_request_redirect.append(_refuse_redirect)  # type: ignore[arg-type]
+    trace.on_request_redirect.append(_refuse_redirect)  # type: ignore[arg-type,unused-ignore]
     return aiohttp.ClientSession(
         connector=shared.connector,
         connector_owner=False,
