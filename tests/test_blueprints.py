@@ -36,7 +36,9 @@ async def start(hass: HomeAssistant, simulator, tmp_path, **inputs):
     shutil.copy(BLUEPRINT, target / BLUEPRINT.name)
     entry = await setup(hass, simulator)
     await connected(hass, entry)
-    account = async_get_device_by_identifier(hass, device_identifier(entry))
+    account = async_get_device_by_identifier(
+        hass, device_identifier(entry), entry.entry_id
+    )
     phone = async_mock_service(hass, "notify", "mobile_app_phone")
     config = {
         "automation": {

@@ -294,10 +294,13 @@ async def test_removing_and_adding_the_account_again_keeps_the_device_id(
         return entry.entry_id
 
     first = await add()
-    first_device = async_get_device_by_identifier(hass, (DOMAIN, "1_42")).id
+    first_device = async_get_device_by_identifier(hass, (DOMAIN, "1_42"), first).id
     assert await hass.config_entries.async_remove(first)
     await hass.async_block_till_done()
     assert dr.async_entries_for_config_entry(devices, first) == []
     second = await add()
     assert second != first
-    assert async_get_device_by_identifier(hass, (DOMAIN, "1_42")).id == first_device
+    assert (
+        async_get_device_by_identifier(hass, (DOMAIN, "1_42"), second).id
+        == first_device
+    )

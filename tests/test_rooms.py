@@ -31,7 +31,9 @@ def _fast(cable_options) -> None:
 
 def room_device(hass: HomeAssistant, entry, uuid: str) -> dr.DeviceEntry | None:
     """The room's device, by the identifier built from Circle's room uuid."""
-    return async_get_device_by_identifier(hass, room_identifier(entry, uuid))
+    return async_get_device_by_identifier(
+        hass, room_identifier(entry, uuid), entry.entry_id
+    )
 
 
 def device_entities(hass: HomeAssistant, device_id: str) -> set[str]:
@@ -45,7 +47,9 @@ async def test_a_device_per_room_linked_to_the_account(
     s = simulator.seeded
     entry = await setup(hass, simulator)
     await connected(hass, entry)
-    account = async_get_device_by_identifier(hass, device_identifier(entry))
+    account = async_get_device_by_identifier(
+        hass, device_identifier(entry), entry.entry_id
+    )
     assert account.model == "Circle member"
     dm = room_device(hass, entry, s["dm"].uuid)
     group = room_device(hass, entry, s["group"].uuid)
@@ -187,7 +191,9 @@ async def test_remove_a_room_device_only_when_stale(
     entry = await setup(hass, simulator)
     await connected(hass, entry)
     registry = dr.async_get(hass)
-    account = async_get_device_by_identifier(hass, device_identifier(entry))
+    account = async_get_device_by_identifier(
+        hass, device_identifier(entry), entry.entry_id
+    )
     dm = room_device(hass, entry, s["dm"].uuid)
     assert not await async_remove_config_entry_device(hass, entry, account)
     assert not await async_remove_config_entry_device(hass, entry, dm)

@@ -68,16 +68,23 @@ else:
 
 @callback
 def async_get_device_by_identifier(
-    hass: HomeAssistant, identifier: tuple[str, str]
+    hass: HomeAssistant, identifier: tuple[str, str], config_entry_id: str
 ) -> dr.DeviceEntry | None:
-    """Return the device with this identifier, with the API of the running release."""
+    """Return the entry's device with this identifier, with the API of the running release."""
     registry = dr.async_get(hass)
     if (
         by_identifier := getattr(registry, "async_get_device_by_identifier", None)
     ) is not None:
-        device: dr.DeviceEntry | None = by_identifier(identifier)
+        device: dr.DeviceEntry | None = by_identifier(identifier, config_entry_id)
         return device
-    return registry.async_get_device(identifiers={identifier})
+    return next(
+        (
+            device
+            for device in dr.async_entries_for_config_entry(registry, config_entry_id)
+            if identifier in device.identifiers
+        ),
+        None,
+    )
 
 
 def with_via_device(

@@ -345,7 +345,9 @@ class CircleCoordinator(DataUpdateCoordinator[CircleData]):
             return None
         if (device_id := self.room_device_ids.get(uuid)) is None:
             device = async_get_device_by_identifier(
-                self.hass, room_identifier(self.config_entry, uuid)
+                self.hass,
+                room_identifier(self.config_entry, uuid),
+                self.config_entry.entry_id,
             )
             if device is not None:
                 device_id = self.room_device_ids[uuid] = device.id

@@ -139,9 +139,7 @@ class RoomDevices:
                 if device.name != (name := room_label(self.coordinator, uuid)):
                     registry.async_update_device(device.id, name=name)
             elif complete or uuid in self._seen:
-                registry.async_update_device(
-                    device.id, remove_config_entry_id=self.entry.entry_id
-                )
+                registry.async_remove_device(device.id)
 
     def _remove_legacy_sensors(self, rooms: set[str]) -> None:
         """Room sensors of earlier versions (on the account's device) of rooms now gone."""

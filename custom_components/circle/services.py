@@ -100,10 +100,10 @@ def _loaded(hass: HomeAssistant, entry_id: str) -> CircleCoordinator:
 def _room_of_device(hass: HomeAssistant, device_id: str, shown: str) -> RoomTarget:
     """Return the room behind one of our room devices; a clear error for anything else."""
     device = dr.async_get(hass).async_get(device_id)
-    for entry_id in device.config_entries if device else ():
-        entry = hass.config_entries.async_get_entry(entry_id)
-        if entry and device and (uuid := room_uuid_of(entry, device)):
-            coordinator = _loaded(hass, entry_id)
+    # Room identifiers name their account, so no device-to-entry look-up is needed.
+    for entry in hass.config_entries.async_entries(DOMAIN) if device else ():
+        if device and (uuid := room_uuid_of(entry, device)):
+            coordinator = _loaded(hass, entry.entry_id)
             if uuid not in coordinator.data.unread_counts:
                 raise _invalid("room_gone", target=shown)
             return RoomTarget(coordinator, uuid)
@@ -211,7 +211,9 @@ def _device_id(
     hass: HomeAssistant, coordinator: CircleCoordinator, uuid: str
 ) -> str | None:
     device = async_get_device_by_identifier(
-        hass, room_identifier(coordinator.config_entry, uuid)
+        hass,
+        room_identifier(coordinator.config_entry, uuid),
+        coordinator.config_entry.entry_id,
     )
     return device.id if device else None
 
