@@ -424,9 +424,8 @@ class DeliveryMachine(RuleBasedStateMachine):
         self._advance(self.now + seconds)
 
     def _advance(self, when: float) -> None:
-        hold_until = self.core._hold_until
-        holding = self.core._holding or self.core._held
-        if holding and hold_until is not None and when >= hold_until:
+        hold_until = self.core.holds.next_deadline()
+        if hold_until is not None and when >= hold_until:
             # Held messages are released before the backfill: they may come first.
             self.order_relaxed = True
         self.now = when

@@ -13,7 +13,8 @@ The promise, and how it is kept:
   that is abandoned (drop, late confirmation, stop) or fails leaves it where it was.
 - After each (re)connect, once every subscription was answered, the counts are read again
   and each room whose last message is newer than its watermark is read back; live messages
-  wait (at most `hold_max`) so that each room's messages are handed over in id order.
+  wait (see `holds.py` for the bounds) so that each room's messages are handed over in id
+  order.
 """
 
 from __future__ import annotations
@@ -25,6 +26,15 @@ from enum import StrEnum
 import logging
 from typing import Any, Final
 
+from .holds import (
+    HOLD_MAX_MESSAGES,
+    HOLD_MAX_SECONDS,
+    REST_UNAVAILABLE,
+    WAITING_FOR_BACKFILL,
+    Held,
+    HoldBuffer,
+    room_key,
+)
 from .models import (
     CableEvent,
     ChatMessage,
@@ -42,6 +52,11 @@ LEDGER_VERSION: Final = 2
 RECENT_KEYS: Final = 4096
 MAX_DELIVERED_ABOVE: Final = 512
 NEW_MESSAGE: Final = "newMessage"
+# Read-back retries back off to at most this, so that once Circle's REST API answers again a
+# room's missed messages follow within a minute.
+RESYNC_MAX_SECONDS: Final = 30.0
+# A failing read-back is tried once more this long before the first hold ends.
+LAST_TRY_MARGIN: Final = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +65,11 @@ class DeliveryConfig:
 
     backfill_window: timedelta | None = timedelta(hours=24)  # None or 0: no backfill
     per_room: int = 100
-    hold_max: float = 10.0
+    hold_max: float = HOLD_MAX_SECONDS
+    hold_max_messages: int = HOLD_MAX_MESSAGES
     grace: float = 60.0
     resync_initial: float = 1.0
-    resync_max: float = 300.0
+    resync_max: float = RESYNC_MAX_SECONDS
     max_rereads: int = 3
     # Counts pushed without an order (a read, a badge value) may be older than the last REST
     # read: read the counts again a little later, at most once per `verify_spacing`.
@@ -102,6 +118,11 @@ class SyncStatus:
     reason: str | None = "not_started"
     sync_error: str | None = None
     auth_failed: bool = False
+    # Live messages waiting for their room's read-back: why, how many, since when (core clock).
+    hold_reason: str | None = None
+    held_rooms: int = 0
+    held_messages: int = 0
+    held_since: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,13 +323,6 @@ class Phase(StrEnum):
 
 
 @dataclass(slots=True)
-class _Held:
-    seq: int
-    name: str
-    message: ChatMessage
-
-
-@dataclass(slots=True)
 class _Resync:
     """One attempt at reading the truth back after a (re)connect."""
 
@@ -368,15 +382,11 @@ class DeliveryCore:
         }
         self._resync_wanted = False
         self._synced_rooms: set[str] = set()
-        self._held: list[_Held] = []
-        self._holding = True
-        self._waiting_rooms: set[str] = set()
-        self._seq = 0
+        self.holds = HoldBuffer(self.config.hold_max, self.config.hold_max_messages)
         self._recent: dict[Any, None] = {}
         self._resync: _Resync | None = None
         self._next_request = 0
         self._retry_delay = self.config.resync_initial
-        self._hold_until: float | None = None
         self._grace_until: float | None = None
         self._retry_at: float | None = None
         self._verify_at: float | None = None
@@ -392,10 +402,9 @@ class DeliveryCore:
         self._verify_at = None  # the resync that follows reads everything
         self._subs = dict.fromkeys(subscriptions, "pending")
         self._synced_rooms.clear()
-        self._holding = True
-        self._waiting_rooms = set()
-        if self._hold_until is None:
-            self._hold_until = now + self.config.hold_max
+        self.holds.all_rooms = True
+        self.holds.waiting = set()
+        self.holds.expired.clear()  # a new gap: its rooms wait again (within the bounds)
         self._grace_until = None
         self.phase = Phase.SUBSCRIBING
         self._set_status(
@@ -409,8 +418,8 @@ class DeliveryCore:
             return
         self._abandon_resync()
         self._synced_rooms.clear()
-        self._holding = True
-        self._waiting_rooms = set()
+        self.holds.all_rooms = True
+        self.holds.waiting = set()
         self.phase = Phase.DISCONNECTED
         if self._grace_until is None and self.status.available:
             self._grace_until = now + self.config.grace
@@ -441,8 +450,11 @@ class DeliveryCore:
         if self.phase is Phase.STOPPED:
             return
         self._abandon_resync()
+        # What was held came from Circle before the verdict: it goes out, in arrival order.
+        for held in self.holds.drop():
+            self._hand_over(held.name, held.message, backfilled=False)
         self.phase = Phase.AUTH_FAILED
-        self._hold_until = self._grace_until = self._retry_at = None
+        self._grace_until = self._retry_at = None
         self._verify_at = None
         self._set_status(
             connected=False,
@@ -451,12 +463,14 @@ class DeliveryCore:
             reason=reason,
             auth_failed=True,
         )
+        self._show_holds()
 
     def stop(self) -> None:
         """Stop for good; outputs after this are moot."""
         self._abandon_resync()
         self.phase = Phase.STOPPED
-        self._hold_until = self._grace_until = self._retry_at = None
+        self.holds.drop()
+        self._grace_until = self._retry_at = None
         self._verify_at = None
 
     # --- inputs: time ---------------------------------------------------------------------
@@ -466,7 +480,7 @@ class DeliveryCore:
         deadlines = [
             t
             for t in (
-                self._hold_until,
+                self.holds.next_deadline(),
                 self._grace_until,
                 self._retry_at,
                 self._verify_at,
@@ -481,15 +495,13 @@ class DeliveryCore:
             self._grace_until = None
             if not self.status.connected:
                 self._set_status(available=False)
-        if self._hold_until is not None and now >= self._hold_until:
-            self._hold_until = None
-            if self._holding or self._held:
-                # Live messages wait no longer; the watermark stays at the gap until the
-                # backfill has run, so nothing missed is skipped (it comes late).
-                _LOGGER.debug("Backfill not done in time; releasing held messages")
-                self._holding = False
-                self._waiting_rooms = set()
-                self._release([])
+        released = self.holds.due(now)
+        if released:
+            # These wait no longer; the watermark stays at the gap until the backfill has
+            # run, so nothing missed is skipped (it comes late).
+            for held in released:
+                self._hand_over(held.name, held.message, backfilled=False)
+            self._show_holds()
         if self._retry_at is not None and now >= self._retry_at:
             self._retry_at = None
             if self.phase is Phase.SYNCING and self._resync is None:
@@ -531,7 +543,7 @@ class DeliveryCore:
                     uuid = self._room_uuids.get(event.room_id)
                     if uuid is not None:
                         message = replace(message, chat_room_uuid=uuid)
-                self._on_message(event.name, message)
+                self._on_message(now, event.name, message)
         elif kind is NotificationCountEvent:
             assert isinstance(event, NotificationCountEvent)
             if event.count != self.state.new_notifications_count:
@@ -672,10 +684,8 @@ class DeliveryCore:
         self._resync_wanted = False
         self._abandon_resync()
         # Whatever was broadcast before this answer is read back: live messages wait for
-        # it (at most hold_max), so that each room's messages keep their order.
-        self._holding = True
-        if self._hold_until is None:
-            self._hold_until = now + self.config.hold_max
+        # it (within the bounds of `holds`), so that each room's messages keep their order.
+        self.holds.all_rooms = True
         self._retry_delay = self.config.resync_initial
         self.phase = Phase.SYNCING
         self._start_resync()
@@ -694,15 +704,26 @@ class DeliveryCore:
     def _schedule_retry(
         self, now: float, reason: str, retry_after: float | None
     ) -> None:
-        """Fast at first (1 s, doubling, at most resync_max), never before Retry-After."""
+        """Fast at first (1 s, doubling, at most resync_max), never before Retry-After.
+
+        Once more just before the first hold ends, so that a REST API back by then keeps
+        the order.
+        """
         self.failures += 1
-        delay = self._retry_delay
+        at = now + self._retry_delay
         self._retry_delay = min(self._retry_delay * 2, self.config.resync_max)
+        floor = now
         if retry_after is not None:
-            delay = max(delay, min(max(retry_after, 1.0), 3600.0))
-        self._retry_at = now + delay
-        _LOGGER.debug("Resync failed (%s); retrying in %.1f s", reason, delay)
+            floor = now + min(max(retry_after, 1.0), 3600.0)
+        release = self.holds.next_deadline()
+        if release is not None and release - LAST_TRY_MARGIN > now:
+            at = min(at, release - LAST_TRY_MARGIN)
+        self._retry_at = max(at, floor)
+        _LOGGER.debug(
+            "Resync failed (%s); retrying in %.1f s", reason, self._retry_at - now
+        )
         self._set_status(synced=False, sync_error=reason)
+        self._show_holds()
 
     def _maybe_finish(self, now: float) -> None:
         """Once every room was read back: hand the missed and the held messages over."""
@@ -773,11 +794,10 @@ class DeliveryCore:
             self._synced_rooms.add(uuid)
         failed = {uuid for uuid, page in resync.results.items() if page is None}
         self.phase = Phase.LIVE
-        self._holding = False
-        # Live messages of a room not read back yet keep waiting (at most until hold_max).
-        self._waiting_rooms = failed
-        if not failed:
-            self._hold_until = None
+        # Live messages of a room not read back yet keep waiting (within the hold's bounds,
+        # which the retries do not move).
+        self.holds.all_rooms = False
+        self.holds.waiting = failed
         self._release(batch, marks)
         if failed:
             # The rooms that could not be read back are tried again, the others are live.
@@ -786,6 +806,7 @@ class DeliveryCore:
         else:
             self._retry_delay = self.config.resync_initial
             self._set_status(synced=True, sync_error=None)
+            self._show_holds()
 
     # --- internals: messages --------------------------------------------------------------
 
@@ -799,7 +820,7 @@ class DeliveryCore:
             self._recent = dict.fromkeys(list(recent)[len(recent) // 2 :])
         return True
 
-    def _on_message(self, name: str, message: ChatMessage) -> None:
+    def _on_message(self, now: float, name: str, message: ChatMessage) -> None:
         if name == NEW_MESSAGE:
             self._count(message)
             if message.id in self._recent:
@@ -813,13 +834,13 @@ class DeliveryCore:
                 return
         elif not self._remember((name, message.id, message.edited_at)):
             return
-        if self._holding or (
-            self._waiting_rooms and message.chat_room_uuid in self._waiting_rooms
-        ):
-            self._seq += 1
-            self._held.append(_Held(self._seq, name, message))
+        if self.holds.wants(room_key(message)):
             if name == NEW_MESSAGE:
                 self._recent[message.id] = None  # held: a second copy is a duplicate
+            released = self.holds.hold(now, name, message)
+            for held in released:
+                self._hand_over(held.name, held.message, backfilled=False)
+            self._show_holds()
             return
         self._hand_over(name, message, backfilled=False)
 
@@ -844,9 +865,7 @@ class DeliveryCore:
         marks: Iterable[tuple[str, int]] = (),
     ) -> None:
         """Hand over the backfilled and the held messages, in id order (then arrival)."""
-        waiting = self._waiting_rooms
-        held = [h for h in self._held if h.message.chat_room_uuid not in waiting]
-        self._held = [h for h in self._held if h.message.chat_room_uuid in waiting]
+        held: list[Held] = self.holds.take(self.holds.waiting)
         held_ids = {h.message.id for h in held if h.name == NEW_MESSAGE}
         items = [item for item in batch if item[0] not in held_ids]
         items.extend((h.message.id, h.seq, h.name, h.message, False) for h in held)
@@ -1010,6 +1029,20 @@ class DeliveryCore:
         if state != self.state:
             self.state = state
             self.outbox.append(StateChanged(state))
+
+    def _show_holds(self) -> None:
+        """Put what is held, and why, into the status."""
+        holds = self.holds
+        reason = None
+        if holds.holds:
+            failing = self._retry_at is not None or self.status.sync_error is not None
+            reason = REST_UNAVAILABLE if failing else WAITING_FOR_BACKFILL
+        self._set_status(
+            hold_reason=reason,
+            held_rooms=len(holds.holds),
+            held_messages=holds.held,
+            held_since=holds.oldest(),
+        )
 
     def _set_status(self, **changes: Any) -> None:
         status = replace(self.status, **changes)
