@@ -68,10 +68,9 @@ async def test_restart_counts_as_a_gap(hass: HomeAssistant, simulator) -> None:
     s = simulator.seeded
     entry = await setup(hass, simulator)
     await connected(hass, entry)
-    simulator.community.post_message(s["dm"], s["ada"].id, "seen live")
-    await wait_for(
-        lambda: entry.runtime_data.session.core.ledger.watermarks.get(s["dm"].uuid)
-    )
+    seen = simulator.community.post_message(s["dm"], s["ada"].id, "seen live")
+    ledger = entry.runtime_data.session.core.ledger
+    await wait_for(lambda: ledger.handed_over(s["dm"].uuid, seen.id))
     assert await hass.config_entries.async_unload(entry.entry_id)
     missed = simulator.community.post_message(
         s["dm"], s["ada"].id, "while Home Assistant was down"

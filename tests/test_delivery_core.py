@@ -528,7 +528,7 @@ def test_a_message_on_a_room_channel_without_uuid_is_filed_under_its_room() -> N
     data = {k: v for k, v in msg(11, "a").raw.items() if k != "chat_room_uuid"}
     driver.event(MessageEvent("Chats::RoomChannel", "newMessage", data, 1))
     assert driver.delivered == [(11, False)]
-    assert driver.core.ledger.watermarks["a"] == 11
+    assert driver.core.ledger.handed_over("a", 11)
     assert driver.core.state.unread_counts["a"] == 1
 
 

@@ -35,6 +35,7 @@ from .holds import (
     HoldBuffer,
     room_key,
 )
+from .ledger import Ledger as Ledger  # noqa: PLC0414 (re-exported)
 from .models import (
     CableEvent,
     ChatMessage,
@@ -48,9 +49,10 @@ from .models import (
 
 _LOGGER = logging.getLogger(__name__)
 
-LEDGER_VERSION: Final = 2
 RECENT_KEYS: Final = 4096
-MAX_DELIVERED_ABOVE: Final = 512
+# Rooms that messages or events name but no listing has: state is kept for at most this many
+# (the oldest is dropped), so that ids a server chooses cannot grow it without bound.
+UNLISTED_ROOMS_MAX: Final = 32
 NEW_MESSAGE: Final = "newMessage"
 # Read-back retries back off to at most this, so that once Circle's REST API answers again a
 # room's missed messages follow within a minute.
@@ -214,98 +216,12 @@ type Output = (
 )
 
 
-# --- the ledger -----------------------------------------------------------------------------
-
-
-class Ledger:
-    """Per room: the watermark and the ids above it already handed over. Persisted."""
-
-    __slots__ = ("delivered", "initialized", "watermarks")
-
-    def __init__(self) -> None:
-        """Start empty: nothing seen yet."""
-        self.initialized = False
-        self.watermarks: dict[str, int] = {}
-        self.delivered: dict[str, set[int]] = {}
-
-    @classmethod
-    def from_dict(cls, data: Any) -> Ledger | None:
-        """Restore a saved ledger; None when the data is unusable."""
-        if not isinstance(data, Mapping):
-            return None
-        rooms = data.get("rooms")
-        if not isinstance(rooms, Mapping):
-            return None
-        ledger = cls()
-        # Stores of the first version had no marker: they existed only once initialised.
-        ledger.initialized = data.get("initialized", True) is not False
-        for uuid, mark in rooms.items():
-            if isinstance(uuid, str) and _valid_id(mark):
-                ledger.watermarks[uuid] = mark
-        delivered = data.get("delivered")
-        if isinstance(delivered, Mapping):
-            for uuid, ids in delivered.items():
-                if isinstance(uuid, str) and isinstance(ids, list):
-                    kept = {i for i in ids if _valid_id(i)}
-                    if kept:
-                        ledger.delivered[uuid] = kept
-        return ledger
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return what to persist."""
-        return {
-            "version": LEDGER_VERSION,
-            "initialized": self.initialized,
-            "rooms": dict(self.watermarks),
-            "delivered": {
-                uuid: sorted(ids) for uuid, ids in self.delivered.items() if ids
-            },
-        }
-
-    def handed_over(self, uuid: str, message_id: int) -> bool:
-        """Whether a top-level message of this room was handed over (or skipped) before."""
-        mark = self.watermarks.get(uuid)
-        if mark is not None and message_id <= mark:
-            return True
-        ids = self.delivered.get(uuid)
-        return ids is not None and message_id in ids
-
-    def record_above(self, uuid: str, message_id: int) -> None:
-        """Remember a message handed over beyond the watermark (its room has a gap)."""
-        ids = self.delivered.setdefault(uuid, set())
-        ids.add(message_id)
-        if len(ids) > MAX_DELIVERED_ABOVE:
-            # Trim in bulk to the newest half: amortised O(log n) per message.
-            self.delivered[uuid] = set(sorted(ids)[len(ids) // 2 :])
-
-    def advance(self, uuid: str, mark: int) -> None:
-        """Everything up to `mark` was handed over (or deliberately skipped)."""
-        if mark > self.watermarks.get(uuid, 0) or uuid not in self.watermarks:
-            self.watermarks[uuid] = mark
-        ids = self.delivered.get(uuid)
-        if ids:
-            kept = {i for i in ids if i > self.watermarks[uuid]}
-            if kept:
-                self.delivered[uuid] = kept
-            else:
-                del self.delivered[uuid]
-
-    def forget(self, uuid: str) -> None:
-        """Drop a room that is gone."""
-        self.watermarks.pop(uuid, None)
-        self.delivered.pop(uuid, None)
-
-
 def _last_sent(room: ChatRoom) -> datetime | None:
     """When the room's last message was sent, as the room list says."""
     last = room.raw.get("last_message")
     if not isinstance(last, Mapping):
         return None
     return parse_datetime(last.get("sent_at") or last.get("created_at"))
-
-
-def _valid_id(value: Any) -> bool:
-    return type(value) is int and 0 <= value < 2**63
 
 
 # --- the core -------------------------------------------------------------------------------
@@ -374,6 +290,10 @@ class DeliveryCore:
         self._counted: dict[str, int] = {
             room.uuid: room.last_message_id or 0 for room in self.rooms.values()
         }
+        # Per room, the highest id Circle's REST API confirmed (listing or page): the
+        # watermark never goes past it, whatever ids the cable names.
+        self._confirmed: dict[str, int] = dict(self._counted)
+        self._unlisted: dict[str, None] = {}  # oldest first, at most UNLISTED_ROOMS_MAX
         self._subs: dict[str, str] = {}  # identifier -> pending, confirmed, ...
         self._missing_once: set[str] = set()
         self._deleted: dict[str, None] = {}
@@ -788,9 +708,9 @@ class DeliveryCore:
                     self.config.per_room,
                 )
             # Everything up to here was read: handed over now, skipped, or gone.
-            marks.append(
-                (uuid, max(mark, last_ids.get(uuid) or 0, *(m.id for m in top)))
-            )
+            read = max(mark, last_ids.get(uuid) or 0, *(m.id for m in top))
+            self._confirmed[uuid] = max(self._confirmed.get(uuid, 0), read)
+            marks.append((uuid, read))
             self._synced_rooms.add(uuid)
         failed = {uuid for uuid, page in resync.results.items() if page is None}
         self.phase = Phase.LIVE
@@ -853,9 +773,17 @@ class DeliveryCore:
         uuid = message.chat_room_uuid
         if not uuid or message.parent_message_id is not None:
             return
-        if self.phase is Phase.LIVE and uuid in self._synced_rooms:
+        if uuid not in self.rooms and uuid not in self._unlisted:
+            return  # dropped as one unlisted room too many: nothing kept for it
+        if (
+            self.phase is Phase.LIVE
+            and uuid in self._synced_rooms
+            and message.id <= self._confirmed.get(uuid, 0)
+        ):
             self.ledger.advance(uuid, message.id)
         else:
+            # Beyond what REST confirmed: remembered by id, folded into the watermark once
+            # a listing confirms it.
             self.ledger.record_above(uuid, message.id)
         self.outbox.append(LedgerChanged())
 
@@ -900,6 +828,7 @@ class DeliveryCore:
         uuid = message.chat_room_uuid
         if not uuid or uuid in self._deleted:
             return
+        self._admit(uuid)
         state = self.state
         if self._is_own(message):
             # Writing in a room means having read it.
@@ -954,7 +883,12 @@ class DeliveryCore:
                 self.ledger.forget(uuid)
                 self.outbox.append(LedgerChanged())
         elif (room := event.room) is not None:
-            if room.name:
+            if name == "chatRoomCreated" and uuid not in self.rooms:
+                self._admit(uuid)
+                state = self.state  # the admission may have dropped another room
+                unread, names = set(state.unread_rooms), dict(state.room_names)
+                counts = dict(state.unread_counts)
+            if room.name and (uuid in self.rooms or name == "chatRoomCreated"):
                 names[uuid] = room.name
             if name == "chatRoomCreated" and uuid not in self.rooms:
                 self.rooms[uuid] = room
@@ -967,8 +901,10 @@ class DeliveryCore:
                 if room.unread_messages_count > 0:
                     unread.add(uuid)
                 if self.phase is Phase.LIVE and uuid not in self.ledger.watermarks:
-                    # Created while we listen: every message of it comes live.
-                    self.ledger.advance(uuid, room.last_message_id or 0)
+                    # Created while we listen: every message of it comes live. Its last
+                    # id is the cable's word: at most the newest id REST confirmed.
+                    newest = max(self._confirmed.values(), default=0)
+                    self.ledger.advance(uuid, min(room.last_message_id or 0, newest))
                     self._synced_rooms.add(uuid)
                     self.outbox.append(LedgerChanged())
             elif uuid in self.rooms and room.name:
@@ -988,14 +924,16 @@ class DeliveryCore:
         rooms = dict(self.rooms)
         if snapshot.complete:
             # A room is gone when two complete listings in a row lack it: one listing can
-            # miss a room that moved between its pages.
-            missing = set(self.rooms) - set(listed)
+            # miss a room that moved between its pages. Rooms only the ledger or a message
+            # named go the same way.
+            known = set(self.rooms) | self.ledger.rooms() | set(self._unlisted)
+            missing = known - set(listed)
             for uuid in missing & self._missing_once:
-                del rooms[uuid]
-                self.ledger.forget(uuid)
-                self._counted.pop(uuid, None)
-                self.outbox.append(LedgerChanged())
+                rooms.pop(uuid, None)
+                self._forget_room(uuid)
             self._missing_once = missing - self._missing_once
+        for uuid in listed:
+            self._unlisted.pop(uuid, None)
         rooms.update(listed)
         self.rooms = rooms
         self._room_uuids = {r.id: uuid for uuid, r in rooms.items() if r.id is not None}
@@ -1013,7 +951,8 @@ class DeliveryCore:
         }
         for uuid, room in listed.items():
             # Live messages up to this id are already in the counts just read.
-            self._counted[uuid] = room.last_message_id or 0
+            last = self._counted[uuid] = room.last_message_id or 0
+            self._confirm(uuid, last)
         self._set_state(
             UnreadState(
                 new_notifications_count=snapshot.new_notifications_count,
@@ -1022,6 +961,51 @@ class DeliveryCore:
                 unread_counts=counts,
             )
         )
+
+    def _confirm(self, uuid: str, last: int) -> None:
+        """Take a room's latest id from a listing: it bounds and moves the watermark."""
+        ledger = self.ledger
+        # Above both the listing and what REST confirmed before: an id nobody confirmed
+        # (an older version's ledger, a hostile cable) that would silence the room.
+        changed = ledger.clamp(uuid, max(last, self._confirmed.get(uuid, 0)))
+        self._confirmed[uuid] = max(self._confirmed.get(uuid, 0), last)
+        if uuid in self._synced_rooms and uuid not in self.holds.waiting:
+            changed = ledger.fold(uuid, self._confirmed[uuid]) or changed
+        if changed:
+            self.outbox.append(LedgerChanged())
+
+    def _admit(self, uuid: str) -> None:
+        """Keep state for a room no listing has, dropping the oldest such room beyond the cap."""
+        if uuid in self.rooms and uuid not in self._unlisted:
+            return
+        self._unlisted[uuid] = None
+        if len(self._unlisted) > UNLISTED_ROOMS_MAX:
+            oldest = next(iter(self._unlisted))
+            self.rooms.pop(oldest, None)
+            self._forget_room(oldest)
+            state = self.state
+            counts = dict(state.unread_counts)
+            counts.pop(oldest, None)
+            names = dict(state.room_names)
+            names.pop(oldest, None)
+            self._set_state(
+                replace(
+                    state,
+                    unread_rooms=state.unread_rooms - {oldest},
+                    unread_counts=counts,
+                    room_names=names,
+                )
+            )
+
+    def _forget_room(self, uuid: str) -> None:
+        """Drop what is kept for a room that is gone (or one unlisted room too many)."""
+        self._unlisted.pop(uuid, None)
+        self._counted.pop(uuid, None)
+        self._confirmed.pop(uuid, None)
+        self._synced_rooms.discard(uuid)
+        if uuid in self.ledger.rooms():
+            self.ledger.forget(uuid)
+            self.outbox.append(LedgerChanged())
 
     # --- internals: outputs ---------------------------------------------------------------
 
