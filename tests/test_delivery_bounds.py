@@ -10,6 +10,7 @@ import json
 import pytest
 
 from custom_components.circle.client.delivery import (
+    ANNOUNCED_ROOMS_MAX,
     UNLISTED_ROOMS_MAX,
     DeliveryCore,
     Ledger,
@@ -41,6 +42,7 @@ def test_thousands_of_unlisted_rooms_keep_the_state_small() -> None:
         driver.event(live(100 + n, f"ghost-{n}"))
     core = driver.core
     assert len(driver.delivered) == 8000  # handed over, once each
+    assert set(core._unlisted) == {f"ghost-{n}" for n in range(UNLISTED_ROOMS_MAX)}
     assert len(core.state.unread_rooms) <= UNLISTED_ROOMS_MAX + 1
     assert len(core._counted) <= UNLISTED_ROOMS_MAX + 1
     assert len(core.ledger.rooms()) <= UNLISTED_ROOMS_MAX + 1
@@ -72,9 +74,10 @@ def test_room_events_for_unknown_rooms_keep_no_names() -> None:
             )
         )
     state = driver.core.state
-    assert len(state.room_names) <= UNLISTED_ROOMS_MAX + 1
-    assert len(driver.core.rooms) <= UNLISTED_ROOMS_MAX + 1
-    assert len(state.unread_rooms) <= UNLISTED_ROOMS_MAX + 1
+    assert len(state.room_names) == ANNOUNCED_ROOMS_MAX + 1
+    assert len(driver.core.rooms) == ANNOUNCED_ROOMS_MAX + 1
+    assert len(state.unread_rooms) == ANNOUNCED_ROOMS_MAX
+    assert "ghost-0" not in state.room_names
 
 
 def test_a_huge_live_id_does_not_silence_the_room() -> None:

@@ -50,9 +50,11 @@ from .models import (
 _LOGGER = logging.getLogger(__name__)
 
 RECENT_KEYS: Final = 4096
-# Rooms that messages or events name but no listing has: state is kept for at most this many
-# (the oldest is dropped), so that ids a server chooses cannot grow it without bound.
+# Rooms that messages name but no listing has: state is kept for at most this many, and for
+# at most ANNOUNCED_ROOMS_MAX rooms announced (chatRoomCreated) and not listed yet; rooms
+# beyond are ignored (their messages still go out) until listings free the places.
 UNLISTED_ROOMS_MAX: Final = 32
+ANNOUNCED_ROOMS_MAX: Final = 64
 NEW_MESSAGE: Final = "newMessage"
 # Read-back retries back off to at most this, so that once Circle's REST API answers again a
 # room's missed messages follow within a minute.
@@ -293,7 +295,10 @@ class DeliveryCore:
         # Per room, the highest id Circle's REST API confirmed (listing or page): the
         # watermark never goes past it, whatever ids the cable names.
         self._confirmed: dict[str, int] = dict(self._counted)
-        self._unlisted: dict[str, None] = {}  # oldest first, at most UNLISTED_ROOMS_MAX
+        # Rooms no listing has: named by messages (at most UNLISTED_ROOMS_MAX), created
+        # (at most ANNOUNCED_ROOMS_MAX).
+        self._unlisted: dict[str, None] = {}
+        self._announced: dict[str, None] = {}
         self._subs: dict[str, str] = {}  # identifier -> pending, confirmed, ...
         self._missing_once: set[str] = set()
         self._deleted: dict[str, None] = {}
@@ -309,8 +314,15 @@ class DeliveryCore:
         self._retry_delay = self.config.resync_initial
         self._grace_until: float | None = None
         self._retry_at: float | None = None
+        self._retry_floor = float("-inf")  # not before this: Circle's Retry-After
         self._verify_at: float | None = None
         self._last_verify = float("-inf")
+        if rooms_complete:
+            # Rooms the saved ledger has and the listing lacks count as unlisted: restarts
+            # cannot pile them up.
+            for uuid in sorted(self.ledger.rooms() - set(self.rooms)):
+                if not self._admit(uuid):
+                    self.ledger.forget(uuid)
 
     # --- inputs: connection -------------------------------------------------------------
 
@@ -421,6 +433,9 @@ class DeliveryCore:
             # run, so nothing missed is skipped (it comes late).
             for held in released:
                 self._hand_over(held.name, held.message, backfilled=False)
+            if self._retry_at is not None:
+                # The next hold gets its own last try.
+                self._retry_at = self._last_try(now, self._retry_at)
             self._show_holds()
         if self._retry_at is not None and now >= self._retry_at:
             self._retry_at = None
@@ -632,18 +647,23 @@ class DeliveryCore:
         self.failures += 1
         at = now + self._retry_delay
         self._retry_delay = min(self._retry_delay * 2, self.config.resync_max)
-        floor = now
+        self._retry_floor = now
         if retry_after is not None:
-            floor = now + min(max(retry_after, 1.0), 3600.0)
-        release = self.holds.next_deadline()
-        if release is not None and release - LAST_TRY_MARGIN > now:
-            at = min(at, release - LAST_TRY_MARGIN)
-        self._retry_at = max(at, floor)
+            self._retry_floor = now + min(max(retry_after, 1.0), 3600.0)
+        self._retry_at = self._last_try(now, at)
         _LOGGER.debug(
             "Resync failed (%s); retrying in %.1f s", reason, self._retry_at - now
         )
         self._set_status(synced=False, sync_error=reason)
         self._show_holds()
+
+    def _last_try(self, now: float, at: float) -> float:
+        """Return `at`, or sooner: just before the next hold ends (never before the floor)."""
+        for deadline in sorted(hold.deadline for hold in self.holds.holds.values()):
+            if deadline - LAST_TRY_MARGIN > now:
+                at = min(at, deadline - LAST_TRY_MARGIN)
+                break
+        return max(at, self._retry_floor)
 
     def _maybe_finish(self, now: float) -> None:
         """Once every room was read back: hand the missed and the held messages over."""
@@ -828,7 +848,8 @@ class DeliveryCore:
         uuid = message.chat_room_uuid
         if not uuid or uuid in self._deleted:
             return
-        self._admit(uuid)
+        if not self._admit(uuid):
+            return
         state = self.state
         if self._is_own(message):
             # Writing in a room means having read it.
@@ -884,10 +905,9 @@ class DeliveryCore:
                 self.outbox.append(LedgerChanged())
         elif (room := event.room) is not None:
             if name == "chatRoomCreated" and uuid not in self.rooms:
-                self._admit(uuid)
-                state = self.state  # the admission may have dropped another room
-                unread, names = set(state.unread_rooms), dict(state.room_names)
-                counts = dict(state.unread_counts)
+                if len(self._announced) >= ANNOUNCED_ROOMS_MAX:
+                    return  # until listings free a place
+                self._announced[uuid] = None
             if room.name and (uuid in self.rooms or name == "chatRoomCreated"):
                 names[uuid] = room.name
             if name == "chatRoomCreated" and uuid not in self.rooms:
@@ -934,6 +954,7 @@ class DeliveryCore:
             self._missing_once = missing - self._missing_once
         for uuid in listed:
             self._unlisted.pop(uuid, None)
+            self._announced.pop(uuid, None)
         rooms.update(listed)
         self.rooms = rooms
         self._room_uuids = {r.id: uuid for uuid, r in rooms.items() if r.id is not None}
@@ -974,32 +995,23 @@ class DeliveryCore:
         if changed:
             self.outbox.append(LedgerChanged())
 
-    def _admit(self, uuid: str) -> None:
-        """Keep state for a room no listing has, dropping the oldest such room beyond the cap."""
-        if uuid in self.rooms and uuid not in self._unlisted:
-            return
+    def _admit(self, uuid: str) -> bool:
+        """Whether state is kept for a room: listed, announced, or one of few unlisted.
+
+        Beyond the cap new rooms are ignored rather than old ones dropped, so that a flood
+        cannot make the core forget what it handed over in a real room.
+        """
+        if uuid in self.rooms or uuid in self._unlisted:
+            return True
+        if len(self._unlisted) >= UNLISTED_ROOMS_MAX:
+            return False
         self._unlisted[uuid] = None
-        if len(self._unlisted) > UNLISTED_ROOMS_MAX:
-            oldest = next(iter(self._unlisted))
-            self.rooms.pop(oldest, None)
-            self._forget_room(oldest)
-            state = self.state
-            counts = dict(state.unread_counts)
-            counts.pop(oldest, None)
-            names = dict(state.room_names)
-            names.pop(oldest, None)
-            self._set_state(
-                replace(
-                    state,
-                    unread_rooms=state.unread_rooms - {oldest},
-                    unread_counts=counts,
-                    room_names=names,
-                )
-            )
+        return True
 
     def _forget_room(self, uuid: str) -> None:
         """Drop what is kept for a room that is gone (or one unlisted room too many)."""
         self._unlisted.pop(uuid, None)
+        self._announced.pop(uuid, None)
         self._counted.pop(uuid, None)
         self._confirmed.pop(uuid, None)
         self._synced_rooms.discard(uuid)
