@@ -46,6 +46,12 @@ from .models import (
     NotificationCountEvent,
     parse_datetime,
 )
+from .phases import (
+    IllegalTransitionError as IllegalTransitionError,  # noqa: PLC0414 (re-exported)
+    Input,
+    Phase as Phase,  # noqa: PLC0414 (re-exported)
+    next_phase,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -218,6 +224,19 @@ type Output = (
 )
 
 
+def _cutoff(
+    snapshot: Snapshot,
+    results: Mapping[str, list[ChatMessage] | None],
+    window: timedelta | None,
+) -> datetime | None:
+    """Return the oldest send time still fetched (the window counts from Circle's newest)."""
+    stamps = [m.sent_at for page in results.values() if page for m in page if m.sent_at]
+    stamps.extend(
+        stamp for room in snapshot.rooms if (stamp := _last_sent(room)) is not None
+    )
+    return max(stamps) - (window or timedelta(0)) if stamps else None
+
+
 def _last_sent(room: ChatRoom) -> datetime | None:
     """When the room's last message was sent, as the room list says."""
     last = room.raw.get("last_message")
@@ -227,17 +246,6 @@ def _last_sent(room: ChatRoom) -> datetime | None:
 
 
 # --- the core -------------------------------------------------------------------------------
-
-
-class Phase(StrEnum):
-    """Where the core is."""
-
-    DISCONNECTED = "disconnected"
-    SUBSCRIBING = "subscribing"  # connected, some subscription not answered yet
-    SYNCING = "syncing"  # the REST reads of this connection are in flight or retrying
-    LIVE = "live"
-    AUTH_FAILED = "auth_failed"
-    STOPPED = "stopped"
 
 
 @dataclass(slots=True)
@@ -282,6 +290,7 @@ class DeliveryCore:
             )
             self.ledger.initialized = True
         self.outbox: list[Output] = []
+        # Moved by `_move` only, along the table in `phases.py`.
         self.phase = Phase.DISCONNECTED
         self.state = state or UnreadState()
         self.rooms: dict[str, ChatRoom] = {room.uuid: room for room in rooms}
@@ -338,7 +347,7 @@ class DeliveryCore:
         self.holds.waiting = set()
         self.holds.expired.clear()  # a new gap: its rooms wait again (within the bounds)
         self._grace_until = None
-        self.phase = Phase.SUBSCRIBING
+        self._move(Input.WELCOME)
         self._set_status(
             connected=True, available=True, synced=False, reason=None, sync_error=None
         )
@@ -352,7 +361,7 @@ class DeliveryCore:
         self._synced_rooms.clear()
         self.holds.all_rooms = True
         self.holds.waiting = set()
-        self.phase = Phase.DISCONNECTED
+        self._move(Input.SOCKET_LOST)
         if self._grace_until is None and self.status.available:
             self._grace_until = now + self.config.grace
         self._set_status(connected=False, synced=False, reason=reason)
@@ -385,7 +394,7 @@ class DeliveryCore:
         # What was held came from Circle before the verdict: it goes out, in arrival order.
         for held in self.holds.drop():
             self._hand_over(held.name, held.message, backfilled=False)
-        self.phase = Phase.AUTH_FAILED
+        self._move(Input.AUTH_VERDICT)
         self._grace_until = self._retry_at = None
         self._verify_at = None
         self._set_status(
@@ -400,7 +409,7 @@ class DeliveryCore:
     def stop(self) -> None:
         """Stop for good; outputs after this are moot."""
         self._abandon_resync()
-        self.phase = Phase.STOPPED
+        self._move(Input.STOP)
         self.holds.drop()
         self._grace_until = self._retry_at = None
         self._verify_at = None
@@ -440,6 +449,7 @@ class DeliveryCore:
         if self._retry_at is not None and now >= self._retry_at:
             self._retry_at = None
             if self.phase is Phase.SYNCING and self._resync is None:
+                self._move(Input.RETRY)
                 self._start_resync()
         if self._verify_at is not None and now >= self._verify_at:
             self._verify_at = None
@@ -604,6 +614,10 @@ class DeliveryCore:
 
     # --- internals: resync ----------------------------------------------------------------
 
+    def _move(self, event: Input) -> None:
+        """Take the one transition the table has for `event` (IllegalTransitionError if none)."""
+        self.phase = next_phase(self.phase, event)
+
     def _request_id(self) -> int:
         self._next_request += 1
         return self._next_request
@@ -622,7 +636,7 @@ class DeliveryCore:
         # it (within the bounds of `holds`), so that each room's messages keep their order.
         self.holds.all_rooms = True
         self._retry_delay = self.config.resync_initial
-        self.phase = Phase.SYNCING
+        self._move(Input.ALL_ANSWERED)
         self._start_resync()
 
     def _start_resync(self) -> None:
@@ -644,6 +658,7 @@ class DeliveryCore:
         Once more just before the first hold ends, so that a REST API back by then keeps
         the order.
         """
+        self._move(Input.READ_FAILED)
         self.failures += 1
         at = now + self._retry_delay
         self._retry_delay = min(self._retry_delay * 2, self.config.resync_max)
@@ -665,75 +680,67 @@ class DeliveryCore:
                 break
         return max(at, self._retry_floor)
 
+    def _plan_room(
+        self,
+        uuid: str,
+        page: list[ChatMessage],
+        cutoff: datetime | None,
+        last_id: int | None,
+        batch: list[tuple[int, int, str, ChatMessage, bool]],
+    ) -> int:
+        """Add a room's missed messages to `batch`; return the id everything up to was read."""
+        mark = self.ledger.watermarks.get(uuid, 0)
+        top = [
+            m
+            for m in page
+            if m.parent_message_id is None and m.chat_room_uuid in (None, uuid)
+        ]
+        skipped = 0
+        for message in sorted((m for m in top if m.id > mark), key=lambda m: m.id):
+            if cutoff and message.sent_at and message.sent_at < cutoff:
+                skipped += 1
+                continue
+            filed = message
+            if not message.chat_room_uuid:
+                filed = replace(message, chat_room_uuid=uuid)
+            batch.append((message.id, 0, NEW_MESSAGE, filed, True))
+        if skipped:
+            _LOGGER.info(
+                "Skipped %s missed message(s) older than %s",
+                skipped,
+                self.config.backfill_window,
+            )
+        if (
+            len(page) >= self.config.per_room
+            and top
+            and min(m.id for m in top) > mark > 0
+        ):
+            _LOGGER.info(
+                "More than %s messages were missed in a room; the oldest are skipped",
+                self.config.per_room,
+            )
+        # Everything up to here was read: handed over now, skipped, or gone.
+        return max(mark, last_id or 0, *(m.id for m in top))
+
     def _maybe_finish(self, now: float) -> None:
         """Once every room was read back: hand the missed and the held messages over."""
         resync = self._resync
         if resync is None or resync.snapshot is None or resync.pages:
             return
         self._resync = None
-        window = self.config.backfill_window or timedelta(0)
         last_ids = {room.uuid: room.last_message_id for room in resync.snapshot.rooms}
-        fetched = [m for page in resync.results.values() if page for m in page]
-        stamps = [m.sent_at for m in fetched if m.sent_at is not None]
-        stamps.extend(
-            stamp
-            for room in resync.snapshot.rooms
-            if (stamp := _last_sent(room)) is not None
-        )
-        # The age window counts from Circle's newest message, not from our clock.
-        cutoff = max(stamps) - window if stamps else None
+        cutoff = _cutoff(resync.snapshot, resync.results, self.config.backfill_window)
         batch: list[tuple[int, int, str, ChatMessage, bool]] = []
         marks: list[tuple[str, int]] = []
         for uuid, page in resync.results.items():
             if page is None:
                 continue
-            mark = self.ledger.watermarks.get(uuid, 0)
-            top = [
-                m
-                for m in page
-                if m.parent_message_id is None and m.chat_room_uuid in (None, uuid)
-            ]
-            newer = sorted((m for m in top if m.id > mark), key=lambda m: m.id)
-            skipped = 0
-            for message in newer:
-                if (
-                    cutoff is not None
-                    and message.sent_at is not None
-                    and message.sent_at < cutoff
-                ):
-                    skipped += 1
-                    continue
-                batch.append(
-                    (
-                        message.id,
-                        0,
-                        NEW_MESSAGE,
-                        message
-                        if message.chat_room_uuid
-                        else replace(message, chat_room_uuid=uuid),
-                        True,
-                    )
-                )
-            if skipped:
-                _LOGGER.info(
-                    "Skipped %s missed message(s) older than %s", skipped, window
-                )
-            if (
-                len(page) >= self.config.per_room
-                and top
-                and min(m.id for m in top) > mark > 0
-            ):
-                _LOGGER.info(
-                    "More than %s messages were missed in a room; the oldest are skipped",
-                    self.config.per_room,
-                )
-            # Everything up to here was read: handed over now, skipped, or gone.
-            read = max(mark, last_ids.get(uuid) or 0, *(m.id for m in top))
+            read = self._plan_room(uuid, page, cutoff, last_ids.get(uuid), batch)
             self._confirmed[uuid] = max(self._confirmed.get(uuid, 0), read)
             marks.append((uuid, read))
             self._synced_rooms.add(uuid)
         failed = {uuid for uuid, page in resync.results.items() if page is None}
-        self.phase = Phase.LIVE
+        self._move(Input.READ_BACK)
         # Live messages of a room not read back yet keep waiting (within the hold's bounds,
         # which the retries do not move).
         self.holds.all_rooms = False
@@ -741,7 +748,7 @@ class DeliveryCore:
         self._release(batch, marks)
         if failed:
             # The rooms that could not be read back are tried again, the others are live.
-            self.phase = Phase.SYNCING
+            self._move(Input.ROOMS_FAILED)
             self._schedule_retry(now, resync.error or "backfill", None)
         else:
             self._retry_delay = self.config.resync_initial
