@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 
 from homeassistant.core import HomeAssistant
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import async_capture_events
 
 from custom_components.circle.coordinator import DELIVERY_CONFIG
 from tests.conftest import wait_for
-from tests.test_init import connected, setup
+from tests.test_init import CONNECTION, connected, setup
 
 
 @pytest.fixture(autouse=True)
@@ -68,10 +68,9 @@ async def test_restart_counts_as_a_gap(hass: HomeAssistant, simulator) -> None:
     s = simulator.seeded
     entry = await setup(hass, simulator)
     await connected(hass, entry)
-    simulator.community.post_message(s["dm"], s["ada"].id, "seen live")
-    await wait_for(
-        lambda: entry.runtime_data.session.core.ledger.watermarks.get(s["dm"].uuid)
-    )
+    seen = simulator.community.post_message(s["dm"], s["ada"].id, "seen live")
+    ledger = entry.runtime_data.session.core.ledger
+    await wait_for(lambda: ledger.handed_over(s["dm"].uuid, seen.id))
     assert await hass.config_entries.async_unload(entry.entry_id)
     missed = simulator.community.post_message(
         s["dm"], s["ada"].id, "while Home Assistant was down"
@@ -132,7 +131,7 @@ async def test_held_messages_are_released_when_the_backfill_cannot_run(
 ) -> None:
     monkeypatch.setattr(
         "custom_components.circle.coordinator.DELIVERY_CONFIG",
-        replace(DELIVERY_CONFIG, hold_max=0.3, resync_initial=30),
+        replace(DELIVERY_CONFIG, hold_max=1.0, resync_initial=30),
     )
     s = simulator.seeded
     entry = await setup(hass, simulator)
@@ -147,8 +146,16 @@ async def test_held_messages_are_released_when_the_backfill_cannot_run(
     # Connected again, while the resync keeps failing.
     await wait_for(lambda: core.phase == "syncing" and core.failures > 0)
     held = simulator.community.post_message(s["dm"], s["ada"].id, "held back")
-    await asyncio.sleep(0.1)
+    await wait_for(lambda: core.status.held_messages == 1)
     assert events == []  # waiting for the backfill
+    # The connection sensor says that delivery is held, and why.
+    await hass.async_block_till_done()
+    state = hass.states.get(CONNECTION)
+    assert state is not None
+    assert state.attributes["delivery_held"] == "rest_unavailable"
+    assert (state.attributes["held_rooms"], state.attributes["held_messages"]) == (1, 1)
+    since = dt_util.parse_datetime(state.attributes["held_since"])
+    assert since is not None and abs((dt_util.utcnow() - since).total_seconds()) < 5
     await wait_for(lambda: len(events) == 1, timeout=3)
     assert events[0].data["text"] == "held back" and not events[0].data["backfilled"]
     # The watermark still marks the start of the gap until a backfill has really run.
@@ -159,6 +166,9 @@ async def test_held_messages_are_released_when_the_backfill_cannot_run(
     assert core.ledger.watermarks[s["dm"].uuid] >= held.id
     await hass.async_block_till_done()
     assert len(events) == 1  # the held message is not fired twice
+    state = hass.states.get(CONNECTION)
+    assert state is not None and state.attributes["delivery_held"] is None
+    assert state.attributes["held_since"] is None
 
 
 async def test_a_lost_ledger_is_noticed_and_backfilled(

@@ -23,6 +23,12 @@ from custom_components.circle.client.delivery import (
     Phase,
     Snapshot,
 )
+from custom_components.circle.client.holds import (
+    HOLD_MAX_MESSAGES,
+    HOLD_MAX_SECONDS,
+    REST_UNAVAILABLE,
+    WAITING_FOR_BACKFILL,
+)
 from custom_components.circle.client.models import (
     ChatMessage,
     ChatRoom,
@@ -389,7 +395,9 @@ def test_held_messages_are_released_after_hold_max() -> None:
     driver.connect()
     driver.event(live(13, "a"))
     driver.drain()
-    driver.tick(10.0)
+    driver.tick(HOLD_MAX_SECONDS - 0.5)
+    assert driver.delivered == []
+    driver.tick(0.5)
     assert driver.delivered == [(13, False)]
     assert driver.core.ledger.watermarks["a"] == 10  # the gap is still to be read back
     driver.answer_snapshot(room("a", 13))
@@ -520,7 +528,7 @@ def test_a_message_on_a_room_channel_without_uuid_is_filed_under_its_room() -> N
     data = {k: v for k, v in msg(11, "a").raw.items() if k != "chat_room_uuid"}
     driver.event(MessageEvent("Chats::RoomChannel", "newMessage", data, 1))
     assert driver.delivered == [(11, False)]
-    assert driver.core.ledger.watermarks["a"] == 11
+    assert driver.core.ledger.handed_over("a", 11)
     assert driver.core.state.unread_counts["a"] == 1
 
 
@@ -572,3 +580,136 @@ def test_the_window_counts_from_the_room_list_too() -> None:
     driver.answer_page("a", [msg(11, "a", at=T0 - timedelta(days=3))])
     assert driver.delivered == []
     assert driver.core.ledger.watermarks["a"] == 11
+
+
+def _fail_everything(driver: Driver, kind: FailureKind = FailureKind.TEMPORARY) -> None:
+    for request in list(driver.fetches):
+        del driver.fetches[request]
+        driver.core.read_failed(driver.now, request, kind, "503")
+    driver.drain()
+
+
+def _retry(driver: Driver) -> float:
+    """Let time pass as a driver does (to each deadline) until the retry fired."""
+    deadline = driver.core._retry_at
+    assert deadline is not None
+    start = driver.now
+    while driver.now < deadline:
+        step = driver.core.next_deadline()
+        assert step is not None and step > driver.now
+        driver.tick(step - driver.now)
+    return driver.now - start
+
+
+def test_a_hold_outlives_no_retry_chain() -> None:
+    """Issue 22 #1: 200 failed read-backs, 200 live messages: all out after the bound."""
+    driver = started({"a": 10, "b": 20})
+    driver.connect()
+    driver.answer_snapshot(room("a", 11), room("b", 20))
+    _fail_everything(driver)  # a's read-back fails: its live messages wait
+    sent = []
+    for n in range(200):
+        driver.event(live(100 + n, "a"))
+        sent.append(100 + n)
+        wait = _retry(driver)
+        assert wait <= 30.0
+        if driver.fetches:
+            driver.answer_snapshot(room("a", 100 + n), room("b", 20))
+        _fail_everything(driver)
+    ids = [mid for mid, _ in driver.delivered]
+    assert ids == sent  # in order of arrival, none left behind
+    assert driver.core.holds.held == 0
+    assert driver.core.ledger.watermarks["a"] == 10  # the gap is still to be read back
+
+
+def test_a_hold_ends_at_its_bound_whatever_the_retries_do() -> None:
+    driver = started({"a": 10})
+    driver.connect()
+    _fail_everything(driver)  # the listing itself fails
+    driver.event(live(13, "a"))
+    start = driver.now
+    while not driver.delivered:
+        assert driver.now - start < HOLD_MAX_SECONDS
+        step = driver.core.next_deadline()
+        assert step is not None
+        driver.tick(step - driver.now)
+        _fail_everything(driver)
+    assert driver.delivered == [(13, False)]
+    assert driver.now - start == HOLD_MAX_SECONDS
+
+
+def test_retries_back_off_to_thirty_seconds_and_try_once_more_before_the_bound() -> (
+    None
+):
+    driver = started({"a": 10})
+    driver.connect()
+    _fail_everything(driver)
+    driver.event(live(13, "a"))  # the hold ends at 120 s
+    waits = []
+    while driver.now < HOLD_MAX_SECONDS - 5.0:
+        waits.append(_retry(driver))
+        _fail_everything(driver)
+    assert max(waits) == 30.0
+    assert driver.now == HOLD_MAX_SECONDS - 5.0  # the last try before the bound
+    # Circle answers again by then: the order holds.
+    driver.fetches.clear()
+
+
+def test_rest_back_before_the_bound_keeps_the_order() -> None:
+    driver = started({"a": 10})
+    driver.connect()
+    _fail_everything(driver)
+    driver.event(live(13, "a"))
+    while driver.now < 90.0:  # retries at 1, 3, 7, 15, 31, 61, 91 s fail
+        _retry(driver)
+        _fail_everything(driver)
+    _retry(driver)  # Circle's REST API is back for the last try, at 115 s
+    driver.answer_snapshot(room("a", 13))
+    driver.answer_page("a", [msg(11, "a"), msg(12, "a"), msg(13, "a")])
+    assert driver.delivered == [(11, True), (12, True), (13, False)]
+    assert driver.now < HOLD_MAX_SECONDS
+
+
+def test_a_retry_after_is_never_cut_short_by_the_last_try() -> None:
+    driver = started({"a": 10})
+    driver.connect()
+    driver.event(live(13, "a"))
+    driver.tick(110.0)
+    request = driver.snapshot_id()
+    driver.fetches.clear()
+    driver.core.read_failed(
+        driver.now, request, FailureKind.RATE_LIMITED, "rate_limited", 20.0
+    )
+    assert driver.core._retry_at == driver.now + 20.0
+
+
+def test_a_full_hold_goes_out_in_arrival_order_and_the_log_says_so_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    driver = started({"a": 10})
+    driver.connect()
+    for n in range(HOLD_MAX_MESSAGES + 5):
+        driver.event(live(1000 - n, "a"))  # arrival order is not id order
+    ids = [mid for mid, _ in driver.delivered]
+    assert ids == [1000 - n for n in range(HOLD_MAX_MESSAGES + 5)]
+    assert driver.core.holds.held == 0
+    warnings = [r for r in caplog.records if "order of arrival" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+def test_the_status_says_delivery_is_held_and_why() -> None:
+    driver = started({"a": 10})
+    driver.connect()
+    driver.event(live(13, "a"))
+    status = driver.core.status
+    assert status.hold_reason == WAITING_FOR_BACKFILL
+    assert (status.held_rooms, status.held_messages) == (1, 1)
+    assert status.held_since == driver.now
+    _fail_everything(driver)
+    assert driver.core.status.hold_reason == REST_UNAVAILABLE
+    _retry(driver)
+    driver.answer_snapshot(room("a", 13))
+    driver.answer_page("a", [msg(11, "a"), msg(12, "a"), msg(13, "a")])
+    status = driver.core.status
+    assert status.hold_reason is None and status.held_rooms == 0
+    assert status.held_since is None and status.synced

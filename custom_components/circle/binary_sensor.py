@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from homeassistant.components.binary_sensor import (
@@ -11,6 +12,7 @@ from homeassistant.components.binary_sensor import (
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.util import dt as dt_util
 
 from .client import ConnectionState
 from .compat import BinarySensorDeviceClass
@@ -42,6 +44,7 @@ class CableConnectedBinarySensor(CircleEntity, BinarySensorEntity):
     def __init__(self, coordinator: CircleCoordinator) -> None:
         """Set the description."""
         super().__init__(coordinator, CONNECTION)
+        self._held_since: tuple[float, datetime] | None = None
 
     @property
     def available(self) -> bool:
@@ -63,4 +66,22 @@ class CableConnectedBinarySensor(CircleEntity, BinarySensorEntity):
             "reconnects": coordinator.reconnects,
             "synced": coordinator.synced,
             "sync_error": coordinator.sync_error,
+            **self._holds(),
+        }
+
+    def _holds(self) -> dict[str, Any]:
+        """Whether delivery is held for a read-back, why, and since when."""
+        status = self.coordinator.status
+        since = status.held_since
+        if since is None:
+            self._held_since = None
+        elif self._held_since is None or self._held_since[0] != since:
+            # The core's clock is the loop's: turned into a time once, so it stays put.
+            age = max(self.hass.loop.time() - since, 0.0)
+            self._held_since = (since, dt_util.utcnow() - timedelta(seconds=age))
+        return {
+            "delivery_held": status.hold_reason,
+            "held_rooms": status.held_rooms,
+            "held_messages": status.held_messages,
+            "held_since": self._held_since[1].isoformat() if self._held_since else None,
         }

@@ -13,7 +13,8 @@ The promise, and how it is kept:
   that is abandoned (drop, late confirmation, stop) or fails leaves it where it was.
 - After each (re)connect, once every subscription was answered, the counts are read again
   and each room whose last message is newer than its watermark is read back; live messages
-  wait (at most `hold_max`) so that each room's messages are handed over in id order.
+  wait (see `holds.py` for the bounds) so that each room's messages are handed over in id
+  order.
 """
 
 from __future__ import annotations
@@ -25,6 +26,16 @@ from enum import StrEnum
 import logging
 from typing import Any, Final
 
+from .holds import (
+    HOLD_MAX_MESSAGES,
+    HOLD_MAX_SECONDS,
+    REST_UNAVAILABLE,
+    WAITING_FOR_BACKFILL,
+    Held,
+    HoldBuffer,
+    room_key,
+)
+from .ledger import Ledger as Ledger  # noqa: PLC0414 (re-exported)
 from .models import (
     CableEvent,
     ChatMessage,
@@ -35,13 +46,27 @@ from .models import (
     NotificationCountEvent,
     parse_datetime,
 )
+from .phases import (
+    IllegalTransitionError as IllegalTransitionError,  # noqa: PLC0414 (re-exported)
+    Input,
+    Phase as Phase,  # noqa: PLC0414 (re-exported)
+    next_phase,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
-LEDGER_VERSION: Final = 2
 RECENT_KEYS: Final = 4096
-MAX_DELIVERED_ABOVE: Final = 512
+# Rooms that messages name but no listing has: state is kept for at most this many, and for
+# at most ANNOUNCED_ROOMS_MAX rooms announced (chatRoomCreated) and not listed yet; rooms
+# beyond are ignored (their messages still go out) until listings free the places.
+UNLISTED_ROOMS_MAX: Final = 32
+ANNOUNCED_ROOMS_MAX: Final = 64
 NEW_MESSAGE: Final = "newMessage"
+# Read-back retries back off to at most this, so that once Circle's REST API answers again a
+# room's missed messages follow within a minute.
+RESYNC_MAX_SECONDS: Final = 30.0
+# A failing read-back is tried once more this long before the first hold ends.
+LAST_TRY_MARGIN: Final = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +75,11 @@ class DeliveryConfig:
 
     backfill_window: timedelta | None = timedelta(hours=24)  # None or 0: no backfill
     per_room: int = 100
-    hold_max: float = 10.0
+    hold_max: float = HOLD_MAX_SECONDS
+    hold_max_messages: int = HOLD_MAX_MESSAGES
     grace: float = 60.0
     resync_initial: float = 1.0
-    resync_max: float = 300.0
+    resync_max: float = RESYNC_MAX_SECONDS
     max_rereads: int = 3
     # Counts pushed without an order (a read, a badge value) may be older than the last REST
     # read: read the counts again a little later, at most once per `verify_spacing`.
@@ -102,6 +128,11 @@ class SyncStatus:
     reason: str | None = "not_started"
     sync_error: str | None = None
     auth_failed: bool = False
+    # Live messages waiting for their room's read-back: why, how many, since when (core clock).
+    hold_reason: str | None = None
+    held_rooms: int = 0
+    held_messages: int = 0
+    held_since: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,86 +224,17 @@ type Output = (
 )
 
 
-# --- the ledger -----------------------------------------------------------------------------
-
-
-class Ledger:
-    """Per room: the watermark and the ids above it already handed over. Persisted."""
-
-    __slots__ = ("delivered", "initialized", "watermarks")
-
-    def __init__(self) -> None:
-        """Start empty: nothing seen yet."""
-        self.initialized = False
-        self.watermarks: dict[str, int] = {}
-        self.delivered: dict[str, set[int]] = {}
-
-    @classmethod
-    def from_dict(cls, data: Any) -> Ledger | None:
-        """Restore a saved ledger; None when the data is unusable."""
-        if not isinstance(data, Mapping):
-            return None
-        rooms = data.get("rooms")
-        if not isinstance(rooms, Mapping):
-            return None
-        ledger = cls()
-        # Stores of the first version had no marker: they existed only once initialised.
-        ledger.initialized = data.get("initialized", True) is not False
-        for uuid, mark in rooms.items():
-            if isinstance(uuid, str) and _valid_id(mark):
-                ledger.watermarks[uuid] = mark
-        delivered = data.get("delivered")
-        if isinstance(delivered, Mapping):
-            for uuid, ids in delivered.items():
-                if isinstance(uuid, str) and isinstance(ids, list):
-                    kept = {i for i in ids if _valid_id(i)}
-                    if kept:
-                        ledger.delivered[uuid] = kept
-        return ledger
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return what to persist."""
-        return {
-            "version": LEDGER_VERSION,
-            "initialized": self.initialized,
-            "rooms": dict(self.watermarks),
-            "delivered": {
-                uuid: sorted(ids) for uuid, ids in self.delivered.items() if ids
-            },
-        }
-
-    def handed_over(self, uuid: str, message_id: int) -> bool:
-        """Whether a top-level message of this room was handed over (or skipped) before."""
-        mark = self.watermarks.get(uuid)
-        if mark is not None and message_id <= mark:
-            return True
-        ids = self.delivered.get(uuid)
-        return ids is not None and message_id in ids
-
-    def record_above(self, uuid: str, message_id: int) -> None:
-        """Remember a message handed over beyond the watermark (its room has a gap)."""
-        ids = self.delivered.setdefault(uuid, set())
-        ids.add(message_id)
-        if len(ids) > MAX_DELIVERED_ABOVE:
-            # Trim in bulk to the newest half: amortised O(log n) per message.
-            self.delivered[uuid] = set(sorted(ids)[len(ids) // 2 :])
-
-    def advance(self, uuid: str, mark: int) -> None:
-        """Everything up to `mark` was handed over (or deliberately skipped)."""
-        if mark > self.watermarks.get(uuid, 0) or uuid not in self.watermarks:
-            self.watermarks[uuid] = mark
-        ids = self.delivered.get(uuid)
-        if ids:
-            kept = {i for i in ids if i > self.watermarks[uuid]}
-            if kept:
-                self.delivered[uuid] = kept
-            else:
-                del self.delivered[uuid]
-
-    def forget(self, uuid: str) -> None:
-        """Drop a room that is gone."""
-        self.watermarks.pop(uuid, None)
-        self.delivered.pop(uuid, None)
+def _cutoff(
+    snapshot: Snapshot,
+    results: Mapping[str, list[ChatMessage] | None],
+    window: timedelta | None,
+) -> datetime | None:
+    """Return the oldest send time still fetched (the window counts from Circle's newest)."""
+    stamps = [m.sent_at for page in results.values() if page for m in page if m.sent_at]
+    stamps.extend(
+        stamp for room in snapshot.rooms if (stamp := _last_sent(room)) is not None
+    )
+    return max(stamps) - (window or timedelta(0)) if stamps else None
 
 
 def _last_sent(room: ChatRoom) -> datetime | None:
@@ -283,29 +245,7 @@ def _last_sent(room: ChatRoom) -> datetime | None:
     return parse_datetime(last.get("sent_at") or last.get("created_at"))
 
 
-def _valid_id(value: Any) -> bool:
-    return type(value) is int and 0 <= value < 2**63
-
-
 # --- the core -------------------------------------------------------------------------------
-
-
-class Phase(StrEnum):
-    """Where the core is."""
-
-    DISCONNECTED = "disconnected"
-    SUBSCRIBING = "subscribing"  # connected, some subscription not answered yet
-    SYNCING = "syncing"  # the REST reads of this connection are in flight or retrying
-    LIVE = "live"
-    AUTH_FAILED = "auth_failed"
-    STOPPED = "stopped"
-
-
-@dataclass(slots=True)
-class _Held:
-    seq: int
-    name: str
-    message: ChatMessage
 
 
 @dataclass(slots=True)
@@ -350,6 +290,7 @@ class DeliveryCore:
             )
             self.ledger.initialized = True
         self.outbox: list[Output] = []
+        # Moved by `_move` only, along the table in `phases.py`.
         self.phase = Phase.DISCONNECTED
         self.state = state or UnreadState()
         self.rooms: dict[str, ChatRoom] = {room.uuid: room for room in rooms}
@@ -360,6 +301,13 @@ class DeliveryCore:
         self._counted: dict[str, int] = {
             room.uuid: room.last_message_id or 0 for room in self.rooms.values()
         }
+        # Per room, the highest id Circle's REST API confirmed (listing or page): the
+        # watermark never goes past it, whatever ids the cable names.
+        self._confirmed: dict[str, int] = dict(self._counted)
+        # Rooms no listing has: named by messages (at most UNLISTED_ROOMS_MAX), created
+        # (at most ANNOUNCED_ROOMS_MAX).
+        self._unlisted: dict[str, None] = {}
+        self._announced: dict[str, None] = {}
         self._subs: dict[str, str] = {}  # identifier -> pending, confirmed, ...
         self._missing_once: set[str] = set()
         self._deleted: dict[str, None] = {}
@@ -368,19 +316,22 @@ class DeliveryCore:
         }
         self._resync_wanted = False
         self._synced_rooms: set[str] = set()
-        self._held: list[_Held] = []
-        self._holding = True
-        self._waiting_rooms: set[str] = set()
-        self._seq = 0
+        self.holds = HoldBuffer(self.config.hold_max, self.config.hold_max_messages)
         self._recent: dict[Any, None] = {}
         self._resync: _Resync | None = None
         self._next_request = 0
         self._retry_delay = self.config.resync_initial
-        self._hold_until: float | None = None
         self._grace_until: float | None = None
         self._retry_at: float | None = None
+        self._retry_floor = float("-inf")  # not before this: Circle's Retry-After
         self._verify_at: float | None = None
         self._last_verify = float("-inf")
+        if rooms_complete:
+            # Rooms the saved ledger has and the listing lacks count as unlisted: restarts
+            # cannot pile them up.
+            for uuid in sorted(self.ledger.rooms() - set(self.rooms)):
+                if not self._admit(uuid):
+                    self.ledger.forget(uuid)
 
     # --- inputs: connection -------------------------------------------------------------
 
@@ -392,12 +343,11 @@ class DeliveryCore:
         self._verify_at = None  # the resync that follows reads everything
         self._subs = dict.fromkeys(subscriptions, "pending")
         self._synced_rooms.clear()
-        self._holding = True
-        self._waiting_rooms = set()
-        if self._hold_until is None:
-            self._hold_until = now + self.config.hold_max
+        self.holds.all_rooms = True
+        self.holds.waiting = set()
+        self.holds.expired.clear()  # a new gap: its rooms wait again (within the bounds)
         self._grace_until = None
-        self.phase = Phase.SUBSCRIBING
+        self._move(Input.WELCOME)
         self._set_status(
             connected=True, available=True, synced=False, reason=None, sync_error=None
         )
@@ -409,9 +359,9 @@ class DeliveryCore:
             return
         self._abandon_resync()
         self._synced_rooms.clear()
-        self._holding = True
-        self._waiting_rooms = set()
-        self.phase = Phase.DISCONNECTED
+        self.holds.all_rooms = True
+        self.holds.waiting = set()
+        self._move(Input.SOCKET_LOST)
         if self._grace_until is None and self.status.available:
             self._grace_until = now + self.config.grace
         self._set_status(connected=False, synced=False, reason=reason)
@@ -441,8 +391,11 @@ class DeliveryCore:
         if self.phase is Phase.STOPPED:
             return
         self._abandon_resync()
-        self.phase = Phase.AUTH_FAILED
-        self._hold_until = self._grace_until = self._retry_at = None
+        # What was held came from Circle before the verdict: it goes out, in arrival order.
+        for held in self.holds.drop():
+            self._hand_over(held.name, held.message, backfilled=False)
+        self._move(Input.AUTH_VERDICT)
+        self._grace_until = self._retry_at = None
         self._verify_at = None
         self._set_status(
             connected=False,
@@ -451,12 +404,14 @@ class DeliveryCore:
             reason=reason,
             auth_failed=True,
         )
+        self._show_holds()
 
     def stop(self) -> None:
         """Stop for good; outputs after this are moot."""
         self._abandon_resync()
-        self.phase = Phase.STOPPED
-        self._hold_until = self._grace_until = self._retry_at = None
+        self._move(Input.STOP)
+        self.holds.drop()
+        self._grace_until = self._retry_at = None
         self._verify_at = None
 
     # --- inputs: time ---------------------------------------------------------------------
@@ -466,7 +421,7 @@ class DeliveryCore:
         deadlines = [
             t
             for t in (
-                self._hold_until,
+                self.holds.next_deadline(),
                 self._grace_until,
                 self._retry_at,
                 self._verify_at,
@@ -481,18 +436,20 @@ class DeliveryCore:
             self._grace_until = None
             if not self.status.connected:
                 self._set_status(available=False)
-        if self._hold_until is not None and now >= self._hold_until:
-            self._hold_until = None
-            if self._holding or self._held:
-                # Live messages wait no longer; the watermark stays at the gap until the
-                # backfill has run, so nothing missed is skipped (it comes late).
-                _LOGGER.debug("Backfill not done in time; releasing held messages")
-                self._holding = False
-                self._waiting_rooms = set()
-                self._release([])
+        released = self.holds.due(now)
+        if released:
+            # These wait no longer; the watermark stays at the gap until the backfill has
+            # run, so nothing missed is skipped (it comes late).
+            for held in released:
+                self._hand_over(held.name, held.message, backfilled=False)
+            if self._retry_at is not None:
+                # The next hold gets its own last try.
+                self._retry_at = self._last_try(now, self._retry_at)
+            self._show_holds()
         if self._retry_at is not None and now >= self._retry_at:
             self._retry_at = None
             if self.phase is Phase.SYNCING and self._resync is None:
+                self._move(Input.RETRY)
                 self._start_resync()
         if self._verify_at is not None and now >= self._verify_at:
             self._verify_at = None
@@ -531,7 +488,7 @@ class DeliveryCore:
                     uuid = self._room_uuids.get(event.room_id)
                     if uuid is not None:
                         message = replace(message, chat_room_uuid=uuid)
-                self._on_message(event.name, message)
+                self._on_message(now, event.name, message)
         elif kind is NotificationCountEvent:
             assert isinstance(event, NotificationCountEvent)
             if event.count != self.state.new_notifications_count:
@@ -657,6 +614,10 @@ class DeliveryCore:
 
     # --- internals: resync ----------------------------------------------------------------
 
+    def _move(self, event: Input) -> None:
+        """Take the one transition the table has for `event` (IllegalTransitionError if none)."""
+        self.phase = next_phase(self.phase, event)
+
     def _request_id(self) -> int:
         self._next_request += 1
         return self._next_request
@@ -672,12 +633,10 @@ class DeliveryCore:
         self._resync_wanted = False
         self._abandon_resync()
         # Whatever was broadcast before this answer is read back: live messages wait for
-        # it (at most hold_max), so that each room's messages keep their order.
-        self._holding = True
-        if self._hold_until is None:
-            self._hold_until = now + self.config.hold_max
+        # it (within the bounds of `holds`), so that each room's messages keep their order.
+        self.holds.all_rooms = True
         self._retry_delay = self.config.resync_initial
-        self.phase = Phase.SYNCING
+        self._move(Input.ALL_ANSWERED)
         self._start_resync()
 
     def _start_resync(self) -> None:
@@ -694,15 +653,74 @@ class DeliveryCore:
     def _schedule_retry(
         self, now: float, reason: str, retry_after: float | None
     ) -> None:
-        """Fast at first (1 s, doubling, at most resync_max), never before Retry-After."""
+        """Fast at first (1 s, doubling, at most resync_max), never before Retry-After.
+
+        Once more just before the first hold ends, so that a REST API back by then keeps
+        the order.
+        """
+        self._move(Input.READ_FAILED)
         self.failures += 1
-        delay = self._retry_delay
+        at = now + self._retry_delay
         self._retry_delay = min(self._retry_delay * 2, self.config.resync_max)
+        self._retry_floor = now
         if retry_after is not None:
-            delay = max(delay, min(max(retry_after, 1.0), 3600.0))
-        self._retry_at = now + delay
-        _LOGGER.debug("Resync failed (%s); retrying in %.1f s", reason, delay)
+            self._retry_floor = now + min(max(retry_after, 1.0), 3600.0)
+        self._retry_at = self._last_try(now, at)
+        _LOGGER.debug(
+            "Resync failed (%s); retrying in %.1f s", reason, self._retry_at - now
+        )
         self._set_status(synced=False, sync_error=reason)
+        self._show_holds()
+
+    def _last_try(self, now: float, at: float) -> float:
+        """Return `at`, or sooner: just before the next hold ends (never before the floor)."""
+        for deadline in sorted(hold.deadline for hold in self.holds.holds.values()):
+            if deadline - LAST_TRY_MARGIN > now:
+                at = min(at, deadline - LAST_TRY_MARGIN)
+                break
+        return max(at, self._retry_floor)
+
+    def _plan_room(
+        self,
+        uuid: str,
+        page: list[ChatMessage],
+        cutoff: datetime | None,
+        last_id: int | None,
+        batch: list[tuple[int, int, str, ChatMessage, bool]],
+    ) -> int:
+        """Add a room's missed messages to `batch`; return the id everything up to was read."""
+        mark = self.ledger.watermarks.get(uuid, 0)
+        top = [
+            m
+            for m in page
+            if m.parent_message_id is None and m.chat_room_uuid in (None, uuid)
+        ]
+        skipped = 0
+        for message in sorted((m for m in top if m.id > mark), key=lambda m: m.id):
+            if cutoff and message.sent_at and message.sent_at < cutoff:
+                skipped += 1
+                continue
+            filed = message
+            if not message.chat_room_uuid:
+                filed = replace(message, chat_room_uuid=uuid)
+            batch.append((message.id, 0, NEW_MESSAGE, filed, True))
+        if skipped:
+            _LOGGER.info(
+                "Skipped %s missed message(s) older than %s",
+                skipped,
+                self.config.backfill_window,
+            )
+        if (
+            len(page) >= self.config.per_room
+            and top
+            and min(m.id for m in top) > mark > 0
+        ):
+            _LOGGER.info(
+                "More than %s messages were missed in a room; the oldest are skipped",
+                self.config.per_room,
+            )
+        # Everything up to here was read: handed over now, skipped, or gone.
+        return max(mark, last_id or 0, *(m.id for m in top))
 
     def _maybe_finish(self, now: float) -> None:
         """Once every room was read back: hand the missed and the held messages over."""
@@ -710,82 +728,32 @@ class DeliveryCore:
         if resync is None or resync.snapshot is None or resync.pages:
             return
         self._resync = None
-        window = self.config.backfill_window or timedelta(0)
         last_ids = {room.uuid: room.last_message_id for room in resync.snapshot.rooms}
-        fetched = [m for page in resync.results.values() if page for m in page]
-        stamps = [m.sent_at for m in fetched if m.sent_at is not None]
-        stamps.extend(
-            stamp
-            for room in resync.snapshot.rooms
-            if (stamp := _last_sent(room)) is not None
-        )
-        # The age window counts from Circle's newest message, not from our clock.
-        cutoff = max(stamps) - window if stamps else None
+        cutoff = _cutoff(resync.snapshot, resync.results, self.config.backfill_window)
         batch: list[tuple[int, int, str, ChatMessage, bool]] = []
         marks: list[tuple[str, int]] = []
         for uuid, page in resync.results.items():
             if page is None:
                 continue
-            mark = self.ledger.watermarks.get(uuid, 0)
-            top = [
-                m
-                for m in page
-                if m.parent_message_id is None and m.chat_room_uuid in (None, uuid)
-            ]
-            newer = sorted((m for m in top if m.id > mark), key=lambda m: m.id)
-            skipped = 0
-            for message in newer:
-                if (
-                    cutoff is not None
-                    and message.sent_at is not None
-                    and message.sent_at < cutoff
-                ):
-                    skipped += 1
-                    continue
-                batch.append(
-                    (
-                        message.id,
-                        0,
-                        NEW_MESSAGE,
-                        message
-                        if message.chat_room_uuid
-                        else replace(message, chat_room_uuid=uuid),
-                        True,
-                    )
-                )
-            if skipped:
-                _LOGGER.info(
-                    "Skipped %s missed message(s) older than %s", skipped, window
-                )
-            if (
-                len(page) >= self.config.per_room
-                and top
-                and min(m.id for m in top) > mark > 0
-            ):
-                _LOGGER.info(
-                    "More than %s messages were missed in a room; the oldest are skipped",
-                    self.config.per_room,
-                )
-            # Everything up to here was read: handed over now, skipped, or gone.
-            marks.append(
-                (uuid, max(mark, last_ids.get(uuid) or 0, *(m.id for m in top)))
-            )
+            read = self._plan_room(uuid, page, cutoff, last_ids.get(uuid), batch)
+            self._confirmed[uuid] = max(self._confirmed.get(uuid, 0), read)
+            marks.append((uuid, read))
             self._synced_rooms.add(uuid)
         failed = {uuid for uuid, page in resync.results.items() if page is None}
-        self.phase = Phase.LIVE
-        self._holding = False
-        # Live messages of a room not read back yet keep waiting (at most until hold_max).
-        self._waiting_rooms = failed
-        if not failed:
-            self._hold_until = None
+        self._move(Input.READ_BACK)
+        # Live messages of a room not read back yet keep waiting (within the hold's bounds,
+        # which the retries do not move).
+        self.holds.all_rooms = False
+        self.holds.waiting = failed
         self._release(batch, marks)
         if failed:
             # The rooms that could not be read back are tried again, the others are live.
-            self.phase = Phase.SYNCING
+            self._move(Input.ROOMS_FAILED)
             self._schedule_retry(now, resync.error or "backfill", None)
         else:
             self._retry_delay = self.config.resync_initial
             self._set_status(synced=True, sync_error=None)
+            self._show_holds()
 
     # --- internals: messages --------------------------------------------------------------
 
@@ -799,7 +767,7 @@ class DeliveryCore:
             self._recent = dict.fromkeys(list(recent)[len(recent) // 2 :])
         return True
 
-    def _on_message(self, name: str, message: ChatMessage) -> None:
+    def _on_message(self, now: float, name: str, message: ChatMessage) -> None:
         if name == NEW_MESSAGE:
             self._count(message)
             if message.id in self._recent:
@@ -813,13 +781,13 @@ class DeliveryCore:
                 return
         elif not self._remember((name, message.id, message.edited_at)):
             return
-        if self._holding or (
-            self._waiting_rooms and message.chat_room_uuid in self._waiting_rooms
-        ):
-            self._seq += 1
-            self._held.append(_Held(self._seq, name, message))
+        if self.holds.wants(room_key(message)):
             if name == NEW_MESSAGE:
                 self._recent[message.id] = None  # held: a second copy is a duplicate
+            released = self.holds.hold(now, name, message)
+            for held in released:
+                self._hand_over(held.name, held.message, backfilled=False)
+            self._show_holds()
             return
         self._hand_over(name, message, backfilled=False)
 
@@ -832,9 +800,17 @@ class DeliveryCore:
         uuid = message.chat_room_uuid
         if not uuid or message.parent_message_id is not None:
             return
-        if self.phase is Phase.LIVE and uuid in self._synced_rooms:
+        if uuid not in self.rooms and uuid not in self._unlisted:
+            return  # dropped as one unlisted room too many: nothing kept for it
+        if (
+            self.phase is Phase.LIVE
+            and uuid in self._synced_rooms
+            and message.id <= self._confirmed.get(uuid, 0)
+        ):
             self.ledger.advance(uuid, message.id)
         else:
+            # Beyond what REST confirmed: remembered by id, folded into the watermark once
+            # a listing confirms it.
             self.ledger.record_above(uuid, message.id)
         self.outbox.append(LedgerChanged())
 
@@ -844,9 +820,7 @@ class DeliveryCore:
         marks: Iterable[tuple[str, int]] = (),
     ) -> None:
         """Hand over the backfilled and the held messages, in id order (then arrival)."""
-        waiting = self._waiting_rooms
-        held = [h for h in self._held if h.message.chat_room_uuid not in waiting]
-        self._held = [h for h in self._held if h.message.chat_room_uuid in waiting]
+        held: list[Held] = self.holds.take(self.holds.waiting)
         held_ids = {h.message.id for h in held if h.name == NEW_MESSAGE}
         items = [item for item in batch if item[0] not in held_ids]
         items.extend((h.message.id, h.seq, h.name, h.message, False) for h in held)
@@ -880,6 +854,8 @@ class DeliveryCore:
     def _count(self, message: ChatMessage) -> None:
         uuid = message.chat_room_uuid
         if not uuid or uuid in self._deleted:
+            return
+        if not self._admit(uuid):
             return
         state = self.state
         if self._is_own(message):
@@ -935,7 +911,11 @@ class DeliveryCore:
                 self.ledger.forget(uuid)
                 self.outbox.append(LedgerChanged())
         elif (room := event.room) is not None:
-            if room.name:
+            if name == "chatRoomCreated" and uuid not in self.rooms:
+                if len(self._announced) >= ANNOUNCED_ROOMS_MAX:
+                    return  # until listings free a place
+                self._announced[uuid] = None
+            if room.name and (uuid in self.rooms or name == "chatRoomCreated"):
                 names[uuid] = room.name
             if name == "chatRoomCreated" and uuid not in self.rooms:
                 self.rooms[uuid] = room
@@ -948,8 +928,10 @@ class DeliveryCore:
                 if room.unread_messages_count > 0:
                     unread.add(uuid)
                 if self.phase is Phase.LIVE and uuid not in self.ledger.watermarks:
-                    # Created while we listen: every message of it comes live.
-                    self.ledger.advance(uuid, room.last_message_id or 0)
+                    # Created while we listen: every message of it comes live. Its last
+                    # id is the cable's word: at most the newest id REST confirmed.
+                    newest = max(self._confirmed.values(), default=0)
+                    self.ledger.advance(uuid, min(room.last_message_id or 0, newest))
                     self._synced_rooms.add(uuid)
                     self.outbox.append(LedgerChanged())
             elif uuid in self.rooms and room.name:
@@ -969,14 +951,17 @@ class DeliveryCore:
         rooms = dict(self.rooms)
         if snapshot.complete:
             # A room is gone when two complete listings in a row lack it: one listing can
-            # miss a room that moved between its pages.
-            missing = set(self.rooms) - set(listed)
+            # miss a room that moved between its pages. Rooms only the ledger or a message
+            # named go the same way.
+            known = set(self.rooms) | self.ledger.rooms() | set(self._unlisted)
+            missing = known - set(listed)
             for uuid in missing & self._missing_once:
-                del rooms[uuid]
-                self.ledger.forget(uuid)
-                self._counted.pop(uuid, None)
-                self.outbox.append(LedgerChanged())
+                rooms.pop(uuid, None)
+                self._forget_room(uuid)
             self._missing_once = missing - self._missing_once
+        for uuid in listed:
+            self._unlisted.pop(uuid, None)
+            self._announced.pop(uuid, None)
         rooms.update(listed)
         self.rooms = rooms
         self._room_uuids = {r.id: uuid for uuid, r in rooms.items() if r.id is not None}
@@ -994,7 +979,8 @@ class DeliveryCore:
         }
         for uuid, room in listed.items():
             # Live messages up to this id are already in the counts just read.
-            self._counted[uuid] = room.last_message_id or 0
+            last = self._counted[uuid] = room.last_message_id or 0
+            self._confirm(uuid, last)
         self._set_state(
             UnreadState(
                 new_notifications_count=snapshot.new_notifications_count,
@@ -1004,12 +990,62 @@ class DeliveryCore:
             )
         )
 
+    def _confirm(self, uuid: str, last: int) -> None:
+        """Take a room's latest id from a listing: it bounds and moves the watermark."""
+        ledger = self.ledger
+        # Above both the listing and what REST confirmed before: an id nobody confirmed
+        # (an older version's ledger, a hostile cable) that would silence the room.
+        changed = ledger.clamp(uuid, max(last, self._confirmed.get(uuid, 0)))
+        self._confirmed[uuid] = max(self._confirmed.get(uuid, 0), last)
+        if uuid in self._synced_rooms and uuid not in self.holds.waiting:
+            changed = ledger.fold(uuid, self._confirmed[uuid]) or changed
+        if changed:
+            self.outbox.append(LedgerChanged())
+
+    def _admit(self, uuid: str) -> bool:
+        """Whether state is kept for a room: listed, announced, or one of few unlisted.
+
+        Beyond the cap new rooms are ignored rather than old ones dropped, so that a flood
+        cannot make the core forget what it handed over in a real room.
+        """
+        if uuid in self.rooms or uuid in self._unlisted:
+            return True
+        if len(self._unlisted) >= UNLISTED_ROOMS_MAX:
+            return False
+        self._unlisted[uuid] = None
+        return True
+
+    def _forget_room(self, uuid: str) -> None:
+        """Drop what is kept for a room that is gone (or one unlisted room too many)."""
+        self._unlisted.pop(uuid, None)
+        self._announced.pop(uuid, None)
+        self._counted.pop(uuid, None)
+        self._confirmed.pop(uuid, None)
+        self._synced_rooms.discard(uuid)
+        if uuid in self.ledger.rooms():
+            self.ledger.forget(uuid)
+            self.outbox.append(LedgerChanged())
+
     # --- internals: outputs ---------------------------------------------------------------
 
     def _set_state(self, state: UnreadState) -> None:
         if state != self.state:
             self.state = state
             self.outbox.append(StateChanged(state))
+
+    def _show_holds(self) -> None:
+        """Put what is held, and why, into the status."""
+        holds = self.holds
+        reason = None
+        if holds.holds:
+            failing = self._retry_at is not None or self.status.sync_error is not None
+            reason = REST_UNAVAILABLE if failing else WAITING_FOR_BACKFILL
+        self._set_status(
+            hold_reason=reason,
+            held_rooms=len(holds.holds),
+            held_messages=holds.held,
+            held_since=holds.oldest(),
+        )
 
     def _set_status(self, **changes: Any) -> None:
         status = replace(self.status, **changes)

@@ -440,7 +440,7 @@ class MessageEvent(CableEvent):
 
     @property
     def message(self) -> ChatMessage | None:
-        """The message; for deletedMessage ({id, parent_message}) the room comes from the parent."""
+        """The message; for deletedMessage ({id, parent_message}) see `_deleted`."""
         try:
             return self._message
         except AttributeError:
@@ -453,11 +453,28 @@ class MessageEvent(CableEvent):
             and message.chat_room_uuid is None
             and isinstance(parent, Mapping)
         ):
-            message = ChatMessage.from_json(
-                {**parent, **data, "chat_room_uuid": parent.get("chat_room_uuid")}
-            )
+            message = ChatMessage.from_json(_deleted(data, parent))
         self._message = message
         return message
+
+
+def _deleted(data: Mapping[str, Any], parent: Mapping[str, Any]) -> dict[str, Any]:
+    """Describe a deleted message from `{id, parent_message}`: its own fields, never the parent's.
+
+    The parent gives the room (and the thread of a deleted reply); when it is the deleted
+    message itself (a top-level one), it describes that message.
+    """
+    if _as_int(parent.get("id")) == _as_int(data.get("id")):
+        return {**parent, **data, "chat_room_uuid": parent.get("chat_room_uuid")}
+    record = {
+        "chat_room_uuid": parent.get("chat_room_uuid"),
+        "chat_room_kind": parent.get("chat_room_kind"),
+        "chat_thread_id": parent.get("chat_thread_id"),
+        "parent_message_id": parent.get("id"),
+        "body": "",
+    }
+    record.update(data)
+    return record
 
 
 class NotificationCountEvent(CableEvent):
