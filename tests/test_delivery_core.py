@@ -644,7 +644,7 @@ def test_retries_back_off_to_thirty_seconds_and_try_once_more_before_the_bound()
     driver = started({"a": 10})
     driver.connect()
     _fail_everything(driver)
-    driver.event(live(13, "a"))  # the hold ends at 120 s
+    driver.event(live(13, "a"))  # the hold ends at HOLD_MAX_SECONDS (125 s)
     waits = []
     while driver.now < HOLD_MAX_SECONDS - 5.0:
         waits.append(_retry(driver))
@@ -663,7 +663,7 @@ def test_rest_back_before_the_bound_keeps_the_order() -> None:
     while driver.now < 90.0:  # retries at 1, 3, 7, 15, 31, 61, 91 s fail
         _retry(driver)
         _fail_everything(driver)
-    _retry(driver)  # Circle's REST API is back for the last try, at 115 s
+    _retry(driver)  # Circle's REST API is back for the last try, at 120 s
     driver.answer_snapshot(room("a", 13))
     driver.answer_page("a", [msg(11, "a"), msg(12, "a"), msg(13, "a")])
     assert driver.delivered == [(11, True), (12, True), (13, False)]

@@ -487,7 +487,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         self._advance(self.now + seconds)
 
     @rule(
-        seconds=st.sampled_from([0.0, 30.0, 60.0, 100.0, 115.0, 130.0, 180.0]),
+        seconds=st.sampled_from([0.0, 30.0, 60.0, 100.0, 115.0, 120.0, 130.0, 180.0]),
         failure=st.sampled_from(["fail", "429"]),
     )
     def rest_outage(self, seconds: float, failure: str) -> None:
@@ -741,7 +741,7 @@ def test_rest_back_within_two_minutes_keeps_the_order(
     down: float, failure: str, arrivals: list[tuple[float, int]]
 ) -> None:
     """REST down for 0-180 s after a reconnect, live messages meanwhile, a driver that
-    answers at once: back by the last try (115 s) keeps every room's order; later, every
+    answers at once: back by the last try (120 s) keeps every room's order; later, every
     message still comes once, none waited past its bound."""
     machine = DeliveryMachine()
     machine.make_rooms(2)

@@ -27,7 +27,7 @@ _LOGGER = logging.getLogger(__name__)
 
 # Two minutes covers a bad minute of Circle's REST API plus a read-back retry (at most 30 s
 # apart); 500 messages is more than a busy room sees in that time, and a few MiB at most.
-HOLD_MAX_SECONDS: Final = 120.0
+HOLD_MAX_SECONDS: Final = 125.0  # the last read-back try (5 s before) is at 120 s
 HOLD_MAX_MESSAGES: Final = 500
 HOLD_MAX_TOTAL: Final = 2000
 
