@@ -293,7 +293,15 @@ def test_describe_frame_lists_keys_never_values() -> None:
         ("<script>alert(1)</script>", "_script_alert_1___script_"),
         ("line\nbreak\x00", "line_break_"),
         ("é", "_"),
-        ("x" * 500, "x" * 100),
+        ("x" * 500, "_redacted_"),
+        ("x y" * 200, ("x y" * 200)[:100]),
+        # An echoed token never survives, whole or cut to the length limit.
+        (
+            "expired eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOjQyfQ.c2lnbmF0dXJl",
+            "expired _redacted_",
+        ),
+        ("token " + "a1B2" * 10 + " gone", "token _redacted_ gone"),
+        ("server_restart_because_of_an_unexpected_condition", "_redacted_"),
         (None, ""),
         (42, ""),
         (["x"], ""),

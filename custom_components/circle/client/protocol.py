@@ -178,6 +178,9 @@ _MAX_DESCRIBED_KEYS: Final = 12
 _UNSAFE_KEY = re.compile(r"[^A-Za-z0-9_.:-]")
 _UNSAFE_REASON = re.compile(r"[^A-Za-z0-9_ .:-]")
 MAX_REASON_LENGTH: Final = 100
+# A run this long of token characters is no reason word: it may be an echoed token (a JWT,
+# an access token), so it never reaches a log or an attribute.
+_TOKEN_LIKE = re.compile(r"[A-Za-z0-9_.:-]{33,}")
 
 
 class Broadcast(NamedTuple):
@@ -260,11 +263,14 @@ def describe_frame(frame: Any) -> str:
 def sanitize_reason(value: Any) -> str:
     """Make a `disconnect` reason safe for logs and attributes: <= 100 of [A-Za-z0-9_ .:-].
 
-    Other characters become "_"; a non-string gives "".
+    Other characters become "_"; a run of over 32 token characters (an echoed token, whole or
+    cut) becomes "<redacted>"; a non-string gives "".
     """
     if type(value) is not str:
         return ""
-    return _UNSAFE_REASON.sub("_", value[:MAX_REASON_LENGTH])
+    return _UNSAFE_REASON.sub("_", _TOKEN_LIKE.sub("<redacted>", value))[
+        :MAX_REASON_LENGTH
+    ]
 
 
 def dedupe_id(value: Any) -> int | str | None:
