@@ -21,6 +21,8 @@ from typing import Any
 
 import aiohttp
 
+from . import demo as demo_setup
+
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_ID = "http://127.0.0.1/"
 
@@ -60,38 +62,8 @@ DEMO_COMPONENTS = [
     "person",
     "system_log",
     "energy",
+    "notify",
 ]
-
-
-# The README's "reply from Home Assistant" automation, installed by the demo.
-DEMO_AUTOMATION: dict[str, Any] = {
-    "id": "circle_auto_reply",
-    "alias": "Circle: reply to direct messages",
-    "triggers": [
-        {
-            "trigger": "event",
-            "event_type": "circle_new_message",
-            "event_data": {"room_kind": "direct"},
-        }
-    ],
-    "conditions": [
-        {
-            "condition": "template",
-            "value_template": "{{ not trigger.event.data.backfilled }}",
-        }
-    ],
-    "actions": [
-        {
-            "action": "circle.reply",
-            "target": {"device_id": "{{ trigger.event.data.room_device_id }}"},
-            "data": {
-                "message_id": "{{ trigger.event.data.message_id }}",
-                "message": "Thanks {{ trigger.event.data.sender_name }}, Home Assistant got it.",
-            },
-        }
-    ],
-    "mode": "queued",
-}
 
 
 # `python -m homeassistant`, except that Home Assistant's check of the minimum Python patch
@@ -319,66 +291,7 @@ class LiveStack:
             "binary_sensor.circle_grace_hopper_connection", "on", timeout=20
         )
         if self.demo:
-            await self._demo_extras()
-
-    async def _demo_extras(self) -> None:
-        """The README's reply automation and a dashboard with the badges and mark-read buttons."""
-        async with self.session.post(
-            f"{self.url}/api/config/automation/config/circle_auto_reply",
-            json=DEMO_AUTOMATION,
-            headers=self.headers,
-        ) as resp:
-            resp.raise_for_status()
-        prefix = "circle_grace_hopper"
-        buttons = [
-            ("Mark all Circle chats read", "mdi:check-all", "circle.mark_read"),
-            (
-                "Mark notifications read",
-                "mdi:bell-check",
-                "circle.mark_notifications_read",
-            ),
-        ]
-        dashboard = {
-            "title": "Circle",
-            "views": [
-                {
-                    "title": "Circle",
-                    "cards": [
-                        {
-                            "type": "entities",
-                            "title": "Circle",
-                            "entities": [
-                                f"sensor.{prefix}_unread_notifications",
-                                f"sensor.{prefix}_unread_chats",
-                                f"sensor.{prefix}_unread_messages",
-                                f"event.{prefix}_chat_message",
-                                f"binary_sensor.{prefix}_connection",
-                            ],
-                        },
-                        *(
-                            {
-                                "type": "button",
-                                "name": name,
-                                "icon": icon,
-                                "tap_action": {
-                                    "action": "perform-action",
-                                    "perform_action": action,
-                                    "data": {"config_entry_id": self.entry_id},
-                                },
-                            }
-                            for name, icon, action in buttons
-                        ),
-                    ],
-                }
-            ],
-        }
-        async with await self.websocket() as ws:
-            await ws.send_json(
-                {"id": 1, "type": "lovelace/config/save", "config": dashboard}
-            )
-            result = await ws.receive_json()
-            if not result.get("success"):
-                raise RuntimeError(f"could not save the demo dashboard: {result}")
+            await demo_setup.install(self)
 
     async def state(self, entity_id: str) -> dict[str, Any] | None:
         async with self.session.get(
