@@ -16,7 +16,7 @@ missed messages still follow once Circle's REST API answers again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 import logging
 from typing import Final
@@ -135,6 +135,27 @@ class HoldBuffer:
             self._total -= len(hold.items)
             items.extend(hold.items)
         self.expired &= kept
+        return items
+
+    def take_upto(self, limit: Callable[[str], int], keep: Iterable[str]) -> list[Held]:
+        """Take, from every room except `keep`, the messages up to `limit(room)`.
+
+        For a read-back that ends while another is queued: the episode goes on.
+        """
+        kept = set(keep)
+        items: list[Held] = []
+        for room, hold in list(self.holds.items()):
+            if room in kept:
+                continue
+            top = limit(room)
+            out = [held for held in hold.items if held.message.id <= top]
+            if not out:
+                continue
+            hold.items = [held for held in hold.items if held.message.id > top]
+            self._total -= len(out)
+            items.extend(out)
+            if not hold.items:
+                del self.holds[room]
         return items
 
     def drop(self) -> list[Held]:

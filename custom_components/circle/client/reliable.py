@@ -238,9 +238,8 @@ class ReliableStreams:
         known = self.positions.get(stream)
         streams = self.streams.setdefault(identifier, set())
         if stream not in streams:
-            if (
-                len(streams) >= MAX_STREAMS_PER_IDENTIFIER
-                or (known is None and len(self.positions) >= MAX_STREAMS)
+            if len(streams) >= MAX_STREAMS_PER_IDENTIFIER or (
+                known is None and len(self.positions) >= MAX_STREAMS
             ):
                 return self._overflow(identifier)
             streams.add(stream)
@@ -260,7 +259,7 @@ class ReliableStreams:
         self._overflowed.discard(identifier)
 
     def _overflow(self, identifier: str) -> Fallback | None:
-        """A stream past a cap is not kept: read the room back over REST, once."""
+        """Keep no stream past a cap; read its room back over REST instead, once."""
         if identifier in self._overflowed:
             return None
         self._overflowed.add(identifier)
