@@ -345,7 +345,7 @@ class DeliveryCore:
         self._synced_rooms.clear()
         self.holds.all_rooms = True
         self.holds.waiting = set()
-        self.holds.expired.clear()  # a new gap: its rooms wait again (within the bounds)
+        self.holds.new_gap()  # its rooms wait again (within the bounds)
         self._grace_until = None
         self._move(Input.WELCOME)
         self._set_status(
@@ -694,7 +694,8 @@ class DeliveryCore:
 
     def _last_try(self, now: float, at: float) -> float:
         """Return `at`, or sooner: just before the next hold ends (never before the floor)."""
-        for deadline in sorted(hold.deadline for hold in self.holds.holds.values()):
+        for hold in self.holds.holds.values():  # in order of their deadlines
+            deadline = hold.deadline
             if deadline - LAST_TRY_MARGIN > now:
                 at = min(at, deadline - LAST_TRY_MARGIN)
                 break
