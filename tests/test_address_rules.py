@@ -20,3 +20,22 @@ def test_the_config_flow_uses_the_clients_rule() -> None:
         with pytest.raises(vol.Invalid) as info:
             config_flow._normalise_url(address)
         assert str(info.value) == reason
+
+
+@pytest.mark.parametrize(
+    ("address", "printed"),
+    [
+        ("wss://h.example/cable?token=abc#frag", "wss://h.example/cable"),
+        ("wss://h.example/;token=abc", "wss://h.example/"),
+        ("wss://h.example/cable;token=abc?x=1", "wss://h.example/cable"),
+        ("wss://h.example/a;b/c;token=x", "wss://h.example/a/c"),
+        ("wss://h.example/%3Btoken=abc", "wss://h.example/"),
+        ("wss://user:pw@h.example:8443/cable", "wss://h.example:8443/cable"),
+        ("/cable", "<not an absolute URL>"),
+    ],
+)
+def test_a_printed_address_holds_no_query_fragment_user_or_path_parameter(
+    address: str, printed: str
+) -> None:
+    """Printed addresses are documented as holding no token: `;token=` is one too."""
+    assert urls.printable_url(address) == printed

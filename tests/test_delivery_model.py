@@ -54,6 +54,7 @@ from custom_components.circle.client.delivery import (
     Snapshot,
 )
 from custom_components.circle.client.holds import (
+    EXPIRED_ROOMS_MAX,
     HOLD_MAX_MESSAGES,
     HOLD_MAX_SECONDS,
     HOLD_MAX_TOTAL,
@@ -197,7 +198,10 @@ class DeliveryMachine(RuleBasedStateMachine):
         return core
 
     def _drain(self) -> None:
-        self.relaxed |= self.core.holds.expired
+        holds = self.core.holds
+        self.relaxed |= holds.expired
+        if holds.all_expired:  # a flood of rooms: every room's hold ended at a bound
+            self.relaxed |= set(self.rooms)
         for out in self.core.drain():
             if isinstance(out, Deliver):
                 self.handed.append((out.name, out.message, out.backfilled))
@@ -397,6 +401,22 @@ class DeliveryMachine(RuleBasedStateMachine):
         self.subs[sub] = "confirmed"
         self.core.subscription(self.now, sub, "confirmed")
         self._drain()
+
+    @precondition(lambda self: self.connected and self.subs.get("chats") == "confirmed")
+    @rule(times=st.integers(min_value=1, max_value=20))
+    def history_fallback(self, times: int) -> None:
+        """AnyCable cannot replay (reject_history, a flapping epoch): the session tells the
+        core as a fresh confirmation, again and again. The read-back under way goes on and
+        at most one more follows it."""
+        resyncs, reading = self.core.resyncs, dict(self.fetches)
+        running = self.core._resync is not None and not self.core._resync.verify
+        for _ in range(times):
+            self.core.subscription(self.now, "chats", "pending")
+            self.core.subscription(self.now, "chats", "confirmed")
+            self._drain()
+        assert self.core.resyncs - resyncs <= (0 if running else 1)
+        if running:
+            assert not set(reading) & set(self.stale), "a read-back under way given up"
 
     @precondition(lambda self: self.connected)
     @rule(now=st.integers(0, 2))
@@ -628,6 +648,12 @@ class DeliveryMachine(RuleBasedStateMachine):
             assert len(hold.items) < HOLD_MAX_MESSAGES
         assert holds.held <= HOLD_MAX_TOTAL
         assert holds.held == sum(len(h.items) for h in holds.holds.values())
+        assert len(holds.expired) <= EXPIRED_ROOMS_MAX
+
+    @invariant()
+    def one_read_back_at_a_time(self) -> None:
+        """Fallbacks and late confirmations are merged: one snapshot read in flight."""
+        assert sum(isinstance(f, FetchSnapshot) for f in self.fetches.values()) <= 1
 
     @invariant()
     def state_is_bounded(self) -> None:

@@ -64,6 +64,7 @@ def test_welcome_sid_restore_and_version() -> None:
     assert state.server_version == "1.6.4" and state.flavour == "anycable"
     assert state.on_welcome({"type": "welcome", "sid": "a" * 21}) == ()
     assert state.restore_headers() == {RESTORE_HEADER: "a" * 21}
+    state.connected(EXT_PROTOCOL, CIMultiDict())  # the handshake that sent it
     restored = state.on_welcome(
         {"type": "welcome", "sid": "b" * 21, "restored": True, "restored_ids": [IDENT]}
     )
@@ -71,6 +72,9 @@ def test_welcome_sid_restore_and_version() -> None:
     state.on_disconnect()
     assert state.restore_headers() == {}
     # A restored welcome without ids (Go leaves an empty list out): what is known.
+    state.connected(EXT_PROTOCOL, CIMultiDict())
+    state.on_welcome({"type": "welcome", "sid": "c" * 21})
+    state.connected(EXT_PROTOCOL, CIMultiDict())  # sends "c" * 21
     state.track(IDENT, _broadcast("s", "e1", 1))
     assert state.on_welcome({"type": "welcome", "sid": "c", "restored": True}) == (
         IDENT,

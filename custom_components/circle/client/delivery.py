@@ -345,7 +345,7 @@ class DeliveryCore:
         self._synced_rooms.clear()
         self.holds.all_rooms = True
         self.holds.waiting = set()
-        self.holds.expired.clear()  # a new gap: its rooms wait again (within the bounds)
+        self.holds.new_gap()  # its rooms wait again (within the bounds)
         self._grace_until = None
         self._move(Input.WELCOME)
         self._set_status(
@@ -383,8 +383,10 @@ class DeliveryCore:
             self._resync_wanted = True
         if not self._all_answered():
             return
-        if self.phase is Phase.SUBSCRIBING or self._resync_wanted:
+        if self.phase is Phase.SUBSCRIBING:
             self._begin_resync(now)
+        elif self._resync_wanted:
+            self._merge_resync(now)
 
     def auth_failed(self, reason: str) -> None:
         """Take a definite authentication verdict: stop everything until reconfigured."""
@@ -629,17 +631,35 @@ class DeliveryCore:
         if self.phase is Phase.SUBSCRIBING and self._all_answered():
             self._begin_resync(now)
 
-    def _begin_resync(self, now: float) -> None:
-        self._resync_wanted = False
+    def _merge_resync(self, now: float) -> None:
+        """Take a late confirmation (or a history fallback): one read-back more, merged.
+
+        A read-back under way is not given up (a flapping epoch would starve it): one more
+        is queued behind it. A retry already timed reads everything anyway. Never sooner
+        than Circle's Retry-After.
+        """
+        resync = self._resync
+        if resync is not None and not resync.verify:
+            return  # queued: `_maybe_finish` starts it
+        if resync is None and self._retry_at is not None:
+            return  # the timed retry reads everything back
+        self._begin_resync(now, wait_floor=True)
+
+    def _begin_resync(self, now: float, *, wait_floor: bool = False) -> None:
         self._abandon_resync()
         # Whatever was broadcast before this answer is read back: live messages wait for
         # it (within the bounds of `holds`), so that each room's messages keep their order.
         self.holds.all_rooms = True
         self._retry_delay = self.config.resync_initial
         self._move(Input.ALL_ANSWERED)
+        if wait_floor and now < self._retry_floor:
+            self._retry_at = self._retry_floor  # Circle's Retry-After first
+            self._show_holds()
+            return
         self._start_resync()
 
     def _start_resync(self) -> None:
+        self._resync_wanted = False
         self.resyncs += 1
         self._resync = _Resync(self._request_id())
         self.outbox.append(FetchSnapshot(self._resync.snapshot_id))
@@ -674,7 +694,8 @@ class DeliveryCore:
 
     def _last_try(self, now: float, at: float) -> float:
         """Return `at`, or sooner: just before the next hold ends (never before the floor)."""
-        for deadline in sorted(hold.deadline for hold in self.holds.holds.values()):
+        for hold in self.holds.holds.values():  # in order of their deadlines
+            deadline = hold.deadline
             if deadline - LAST_TRY_MARGIN > now:
                 at = min(at, deadline - LAST_TRY_MARGIN)
                 break
@@ -740,16 +761,22 @@ class DeliveryCore:
             marks.append((uuid, read))
             self._synced_rooms.add(uuid)
         failed = {uuid for uuid, page in resync.results.items() if page is None}
+        queued = self._resync_wanted  # a confirmation came while this one ran
         self._move(Input.READ_BACK)
         # Live messages of a room not read back yet keep waiting (within the hold's bounds,
         # which the retries do not move).
-        self.holds.all_rooms = False
+        self.holds.all_rooms = queued
         self.holds.waiting = failed
-        self._release(batch, marks)
+        # With one queued, what this one read goes out with the held messages up to it;
+        # later ones wait for the queued read-back (it may find older ones missed).
+        self._release(batch, marks, upto=dict(marks) if queued else None)
         if failed:
             # The rooms that could not be read back are tried again, the others are live.
             self._move(Input.ROOMS_FAILED)
             self._schedule_retry(now, resync.error or "backfill", None)
+        elif queued:
+            self._set_status(sync_error=None)
+            self._begin_resync(now, wait_floor=True)
         else:
             self._retry_delay = self.config.resync_initial
             self._set_status(synced=True, sync_error=None)
@@ -818,9 +845,21 @@ class DeliveryCore:
         self,
         batch: list[tuple[int, int, str, ChatMessage, bool]],
         marks: Iterable[tuple[str, int]] = (),
+        upto: Mapping[str, int] | None = None,
     ) -> None:
-        """Hand over the backfilled and the held messages, in id order (then arrival)."""
-        held: list[Held] = self.holds.take(self.holds.waiting)
+        """Hand over the backfilled and the held messages, in id order (then arrival).
+
+        `upto`: only the held messages up to the id each room was read back to (a room
+        not read: its watermark); the episode goes on.
+        """
+        held: list[Held]
+        if upto is None:
+            held = self.holds.take(self.holds.waiting)
+        else:
+            marks_now = self.ledger.watermarks
+            held = self.holds.take_upto(
+                lambda room: upto.get(room, marks_now.get(room, 0)), self.holds.waiting
+            )
         held_ids = {h.message.id for h in held if h.name == NEW_MESSAGE}
         items = [item for item in batch if item[0] not in held_ids]
         items.extend((h.message.id, h.seq, h.name, h.message, False) for h in held)

@@ -130,6 +130,10 @@ async def _restore(
     ws = await _open(session, cable_url, {**headers, **state.restore_headers()})
     if ws is None:
         return dict.fromkeys(channels, False)
+    # As the cable does: this handshake sent the sid, so a `restored` welcome is ours.
+    state.connected(
+        ws.protocol, getattr(getattr(ws, "_response", None), "headers", None)
+    )
     try:
         welcome = await _next(ws, lambda f: f.get("type") in ("welcome", "disconnect"))
         restored = (

@@ -13,10 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 import json
+import logging
 import time
 from typing import Any, Final, NamedTuple, TypeGuard
 
 from .protocol import SUBPROTOCOLS
+
+_LOGGER = logging.getLogger(__name__)
 
 EXT_PROTOCOL: Final = "actioncable-v1-ext-json"
 # The extended protocol first: a plain Action Cable server picks `actioncable-v1-json`.
@@ -25,6 +28,12 @@ RESTORE_HEADER: Final = "X-AnyCable-Restore-Sid"
 VERSION_HEADER: Final = "X-AnyCable-Version"
 PONG: Final = '{"command":"pong"}'
 MAX_ID_LENGTH: Final = 256
+# Stream ids are the server's choice: kept for at most this many per subscription and in all.
+# A real subscription has a stream or two; beyond the caps new streams are ignored (their
+# broadcasts still go out), the history request stays a sane frame, and the subscription's
+# room is read back over REST once, since the server's history no longer covers it.
+MAX_STREAMS_PER_IDENTIFIER: Final = 64
+MAX_STREAMS: Final = 1024
 
 
 class HistoryState(StrEnum):
@@ -42,6 +51,7 @@ class FallbackReason(StrEnum):
     REJECTED = "reject_history"
     EPOCH_CHANGED = "epoch_changed"
     UNKNOWN_STREAM = "unknown_stream"
+    TOO_MANY_STREAMS = "too_many_streams"
 
 
 class Fallback(NamedTuple):
@@ -85,6 +95,7 @@ class ReliableStreams:
         self.sid: str | None = None  # the session to restore on the next connection
         self.restored = False
         self.restored_ids: tuple[str, ...] = ()
+        self._restore_asked = False  # this connection's handshake carried a sid
         self.welcome_sid = (
             False  # a sid in the welcome: AnyCable (stock Rails sends none)
         )
@@ -92,6 +103,7 @@ class ReliableStreams:
         self.positions: dict[str, StreamPosition] = {}
         self.streams: dict[str, set[str]] = {}  # identifier -> stream ids
         self.history: dict[str, HistoryState] = {}
+        self._overflowed: set[str] = set()  # identifiers past a stream cap (told once)
         self.replayed = 0
         self.fallbacks = 0
 
@@ -120,6 +132,8 @@ class ReliableStreams:
         self.server_version = version[:64] if isinstance(version, str) else None
         self.restored = False
         self.restored_ids = ()
+        # The sid held now is the one `restore_headers` gave this handshake.
+        self._restore_asked = self.sid is not None
         self.history.clear()
 
     def on_welcome(self, frame: dict[str, Any]) -> tuple[str, ...]:
@@ -131,6 +145,12 @@ class ReliableStreams:
             self.since = int(self._clock())
         if not self.active or frame.get("restored") is not True:
             return ()
+        if not self._restore_asked:
+            # Nothing was asked to restore: taking it would mark subscriptions confirmed
+            # that were never sent.
+            _LOGGER.debug("Ignored a restored welcome: no session was asked to restore")
+            return ()
+        self._restore_asked = False
         ids = frame.get("restored_ids")
         if isinstance(ids, list):
             restored = tuple(i for i in ids if _valid_id(i))
@@ -157,9 +177,10 @@ class ReliableStreams:
 
     def request_for(self, identifier: str) -> dict[str, Any] | None:
         """Build the history request: known streams by position, the rest by `since`."""
+        known = sorted(self.streams.get(identifier, ()))[:MAX_STREAMS_PER_IDENTIFIER]
         streams = {
             stream: {"epoch": pos.epoch, "offset": pos.offset}
-            for stream in sorted(self.streams.get(identifier, ()))
+            for stream in known
             if (pos := self.positions.get(stream)) is not None
         }
         if not streams and not self.since:
@@ -214,8 +235,14 @@ class ReliableStreams:
             return None
         if self.history.get(identifier) is HistoryState.REQUESTED:
             self.replayed += 1
-        self.streams.setdefault(identifier, set()).add(stream)
         known = self.positions.get(stream)
+        streams = self.streams.setdefault(identifier, set())
+        if stream not in streams:
+            if len(streams) >= MAX_STREAMS_PER_IDENTIFIER or (
+                known is None and len(self.positions) >= MAX_STREAMS
+            ):
+                return self._overflow(identifier)
+            streams.add(stream)
         if known is not None and known.epoch != epoch:
             self.positions[stream] = StreamPosition(epoch, offset)
             return self._fallback(identifier, FallbackReason.EPOCH_CHANGED)
@@ -229,6 +256,20 @@ class ReliableStreams:
             if not any(stream in s for s in self.streams.values()):
                 self.positions.pop(stream, None)
         self.history.pop(identifier, None)
+        self._overflowed.discard(identifier)
+
+    def _overflow(self, identifier: str) -> Fallback | None:
+        """Keep no stream past a cap; read its room back over REST instead, once."""
+        if identifier in self._overflowed:
+            return None
+        self._overflowed.add(identifier)
+        _LOGGER.warning(
+            "Circle's cable named more streams than are kept (%s per subscription, %s in "
+            "all); the others are not replayed after a reconnect but read back instead",
+            MAX_STREAMS_PER_IDENTIFIER,
+            MAX_STREAMS,
+        )
+        return self._fallback(identifier, FallbackReason.TOO_MANY_STREAMS)
 
     def _fallback(self, identifier: str, reason: FallbackReason) -> Fallback:
         self.fallbacks += 1

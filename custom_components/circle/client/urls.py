@@ -89,13 +89,15 @@ def normalise_url(value: str) -> str:
 def printable_url(value: str) -> str:
     """Return scheme, host, port and path of a URL: never a query, fragment or user info.
 
-    For output that is documented as holding no token (a `?token=` cable URL must not leak).
+    For output that is documented as holding no token (a `?token=` cable URL must not leak,
+    nor a `;token=` path parameter).
     """
     try:
         url = URL(value)
         if not url.absolute or not url.raw_host:
             return "<not an absolute URL>"
-        return f"{url.origin()}{url.raw_path}"
+        path = "/".join(part.split(";", 1)[0] for part in url.raw_path.split("/"))
+        return f"{url.origin()}{path}"
     except (ValueError, TypeError):
         return "<not a URL>"
 
