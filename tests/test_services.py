@@ -444,3 +444,47 @@ async def test_empty_target_and_target_with_account_are_refused(
         DOMAIN, "mark_read", {"config_entry_id": entry.entry_id}, blocking=True
     )
     assert community.unread_rooms(42) == []
+
+
+async def test_sends_nobody_asks_an_id_for_return_at_once(
+    hass: HomeAssistant, simulator
+) -> None:
+    """With the cable silent, a send without a response neither waits for the echo nor
+    reads the room back; one with a response still finds its id."""
+    import time
+
+    s = simulator.seeded
+    entry = await setup(hass, simulator)
+    await connected(hass, entry)
+    simulator.silence()  # the member's own message never comes back on the cable
+
+    def reads() -> int:
+        return sum(
+            r["method"] == "GET" and r["path"].endswith("/chat_room_messages")
+            for r in simulator.requests
+        )
+
+    before = reads()
+    started = time.monotonic()
+    await hass.services.async_call(
+        "notify",
+        "send_message",
+        {"entity_id": DM_NOTIFY, "message": "quick"},
+        blocking=True,
+    )
+    assert (
+        await hass.services.async_call(
+            DOMAIN,
+            "send_message",
+            {"entity_id": DM_NOTIFY, "message": "quick too"},
+            blocking=True,
+        )
+        is None
+    )
+    assert time.monotonic() - started < 1.5  # one id wait alone is 3 s
+    assert [m.body for m in s["dm"].messages[-2:]] == ["quick", "quick too"]
+    assert reads() == before
+    # Asked for, the id is found (here by reading the room back).
+    result = await send(hass, {"entity_id": DM_NOTIFY}, "with id")
+    assert result["id"] == s["dm"].messages[-1].id
+    assert reads() == before + 1

@@ -190,16 +190,24 @@ async def _send_message(call: ServiceCall) -> ServiceResponse:
     room = _one_room(call.hass, call)
     await async_check_sender(call.hass, room.coordinator, call.context)
     text = compose(call.data[ATTR_MESSAGE])
-    return await async_send(room.coordinator, room.uuid, text)
+    response = await async_send(
+        room.coordinator, room.uuid, text, want_id=call.return_response
+    )
+    return response if call.return_response else None
 
 
 async def _reply(call: ServiceCall) -> ServiceResponse:
     room = _one_room(call.hass, call)
     await async_check_sender(call.hass, room.coordinator, call.context)
     text = compose(call.data[ATTR_MESSAGE])
-    return await async_send(
-        room.coordinator, room.uuid, text, call.data[ATTR_MESSAGE_ID]
+    response = await async_send(
+        room.coordinator,
+        room.uuid,
+        text,
+        call.data[ATTR_MESSAGE_ID],
+        want_id=call.return_response,
     )
+    return response if call.return_response else None
 
 
 async def _mark_read(call: ServiceCall) -> None:
