@@ -675,9 +675,9 @@ def test_not_eligible_names_the_wrong_token_type_too(language: str) -> None:
     """A 403 on mint is a plan without headless access OR an Admin API token."""
     path = Path(__file__).parents[1] / "custom_components/circle/translations"
     strings = json.loads((path / f"{language}.json").read_text())
-    for text in (
+    for raw in (
         strings["config"]["error"]["not_eligible"],
         strings["issues"]["not_eligible"]["description"],  # the repair says it too
     ):
-        text = text.replace("-", " ")
+        text = raw.replace("-", " ")
         assert "Admin API" in text and "Headless Auth" in text
