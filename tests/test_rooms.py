@@ -68,6 +68,7 @@ async def test_a_device_per_room_linked_to_the_account(
     attributes = hass.states.get(DM_UNREAD).attributes
     assert attributes[ATTR_FRIENDLY_NAME] == "Ada Lovelace Unread messages"
     assert attributes["room_uuid"] == s["dm"].uuid
+    assert attributes["room_kind"] == "direct"
     assert ATTR_STATE_CLASS not in attributes
     assert hass.states.get(DM_NOTIFY).attributes[ATTR_FRIENDLY_NAME] == "Ada Lovelace"
     assert state(hass, DM_LAST) == STATE_UNKNOWN  # no message yet
@@ -250,6 +251,10 @@ async def test_legacy_room_sensors_keep_entity_id_and_history(
         assert now.translation_key == "unread_messages"
         assert now.original_name == "Unread messages"
         assert state(hass, moved) == "0"
+        # The attributes automations of earlier versions compared are still there.
+        attributes = hass.states.get(moved).attributes
+        assert attributes["room_uuid"] == uuid
+        assert attributes["room_kind"] in ("direct", "group_chat")
     # A legacy sensor of a room that no longer exists is removed.
     assert (
         registry.async_get(legacy["5a0c2b7e-0000-4000-8000-00000000dead"].entity_id)
