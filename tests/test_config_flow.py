@@ -96,7 +96,7 @@ async def test_user_flow_creates_entry(hass, simulator) -> None:
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == "Grace Hopper"
     entry = result["result"]
-    assert (entry.version, entry.minor_version) == (2, 2)
+    assert (entry.version, entry.minor_version) == (3, 1)
     assert entry.unique_id == "1_42"
     assert dict(result["data"]) == {
         "community_url": COMMUNITY,
