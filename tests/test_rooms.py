@@ -262,6 +262,55 @@ async def test_legacy_room_sensors_keep_entity_id_and_history(
     )
 
 
+async def test_migrated_chat_sensors_disabled_by_default_are_enabled(
+    hass: HomeAssistant, simulator
+) -> None:
+    """Earlier versions disabled every room sensor by default; now direct and group chats
+    are on: their migrated sensors are enabled, a space chat's stays off, a user's choice
+    stays."""
+    s = simulator.seeded
+    space = simulator.community.create_room(
+        "space_chat", "Welcome space", [42, s["ada"].id], announce=False
+    )
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Grace Hopper",
+        unique_id=f"1_{simulator.member_id}",
+        data=entry_data(simulator),
+    )
+    entry.add_to_hass(hass)
+    registry = er.async_get(hass)
+    integration, user = (
+        er.RegistryEntryDisabler.INTEGRATION,
+        er.RegistryEntryDisabler.USER,
+    )
+    legacy = {
+        uuid: registry.async_get_or_create(
+            "sensor",
+            DOMAIN,
+            f"1_42_room_{uuid}",
+            config_entry=entry,
+            suggested_object_id=f"unread_in_{slug}",
+            disabled_by=by,
+        )
+        for uuid, slug, by in (
+            (s["dm"].uuid, "ada", integration),
+            (s["group"].uuid, "engines", user),
+            (space.uuid, "space", integration),
+        )
+    }
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    await connected(hass, entry)
+    dm = registry.async_get(legacy[s["dm"].uuid].entity_id)
+    assert dm.disabled_by is None
+    assert state(hass, dm.entity_id) == "0"  # added at once, no reload needed
+    assert hass.states.get(dm.entity_id).attributes["room_kind"] == "direct"
+    group = registry.async_get(legacy[s["group"].uuid].entity_id)
+    assert group.disabled_by is user
+    assert registry.async_get(legacy[space.uuid].entity_id).disabled_by is integration
+
+
 async def test_logbook_lines_follow_the_language(
     hass: HomeAssistant, simulator
 ) -> None:

@@ -23,7 +23,7 @@ from custom_components.circle.messaging import (
     MAX_MESSAGE_LINES,
 )
 from tests.conftest import wait_for
-from tests.test_init import CHATS, NOTIFICATIONS, setup, state
+from tests.test_init import CHATS, NOTIFICATIONS, device_of, setup, state
 from tests.test_rooms import DM_NOTIFY, GROUP_NOTIFY, GROUP_UNREAD, room_device
 from tests.test_sensor import connected
 
@@ -382,7 +382,7 @@ async def test_rooms_by_area_floor_and_label(hass: HomeAssistant, simulator) -> 
     dm = room_device(hass, entry, s["dm"].uuid)
     devices.async_update_device(dm.id, area_id=kitchen.id)
     # The account's device (badges, no room) in the same area is skipped, not an error.
-    account = next(d for d in devices.devices.values() if d.model == "Circle member")
+    account = device_of(hass, entry)
     devices.async_update_device(account.id, area_id=kitchen.id)
     result = await send(hass, {"area_id": kitchen.id}, "by area")
     assert s["dm"].messages[-1].body == "by area"

@@ -25,7 +25,7 @@ from .coordinator import CircleConfigEntry, CircleCoordinator
 from .device import async_ensure_device, async_migrate_device, room_uuid_of
 from .issues import EntryIssues
 from .revocation import async_revoke_tokens
-from .rooms import RoomDevices
+from .rooms import RoomDevices, async_enable_chat_rooms
 from .services import async_setup_services
 from .store import (
     RUNTIME_KEYS,
@@ -123,6 +123,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: CircleConfigEntry) -> bo
     coordinator.cached_device_id = async_ensure_device(
         hass, entry, member.name if member else None, coordinator.community_url
     )
+    async_enable_chat_rooms(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     entry.async_on_unload(RoomDevices(hass, entry).async_start())
     coordinator.async_start()

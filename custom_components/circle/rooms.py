@@ -90,6 +90,26 @@ def async_add_room_entities(
     entry.async_on_unload(coordinator.async_add_listener(sync))
 
 
+@callback
+def async_enable_chat_rooms(hass: HomeAssistant, entry: CircleConfigEntry) -> None:
+    """Enable the direct and group chats' entities that earlier versions disabled by default.
+
+    This version never disables those itself, so only migrated entities change; run before
+    the platforms, so they are added at once.
+    """
+    coordinator: CircleCoordinator = entry.runtime_data
+    registry = er.async_get(hass)
+    prefix = f"{entry.unique_id}{ROOM_MARK}"
+    for entity in er.async_entries_for_config_entry(registry, entry.entry_id):
+        if entity.disabled_by is not er.RegistryEntryDisabler.INTEGRATION:
+            continue
+        if not entity.unique_id.startswith(prefix):
+            continue
+        uuid = entity.unique_id.removeprefix(prefix).split("_", 1)[0]
+        if enabled_by_default(coordinator, uuid):
+            registry.async_update_entity(entity.entity_id, disabled_by=None)
+
+
 class RoomDevices:
     """Renames room devices with their rooms; removes the devices of rooms that are gone."""
 
