@@ -7,7 +7,10 @@ from homeassistant.const import ATTR_FRIENDLY_NAME, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_capture_events,
+)
 
 from custom_components.circle import async_remove_config_entry_device
 from custom_components.circle.compat import async_get_device_by_identifier
@@ -183,6 +186,53 @@ async def test_incomplete_listing_removes_no_room_device(
     assert not entry.runtime_data.rooms_complete
     assert room_device(hass, entry, s["dm"].uuid) is not None
     assert room_device(hass, entry, s["group"].uuid) is not None
+
+
+@pytest.mark.parametrize("missed", [1, 2])
+async def test_a_room_device_goes_only_after_two_complete_listings_lack_it(
+    hass: HomeAssistant, simulator, monkeypatch, missed: int
+) -> None:
+    """As the delivery core decides: one complete listing can miss a room that moved
+    between its pages; a room is gone once two complete listings lacked it."""
+    from custom_components.circle.client.api import CircleMemberApi
+
+    s = simulator.seeded
+    entry = await setup(hass, simulator)
+    await connected(hass, entry)
+    device = room_device(hass, entry, s["group"].uuid)
+    entities = device_entities(hass, device.id)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    listed = CircleMemberApi.async_list_chat_rooms
+    lacking = {"left": missed}
+
+    async def listing(self, **kwargs):
+        rooms, complete = await listed(self, **kwargs)
+        assert complete
+        if lacking["left"] > 0:
+            lacking["left"] -= 1
+            rooms = [r for r in rooms if r.uuid != s["group"].uuid]
+        return rooms, complete
+
+    monkeypatch.setattr(CircleMemberApi, "async_list_chat_rooms", listing)
+    removed = async_capture_events(hass, dr.EVENT_DEVICE_REGISTRY_UPDATED)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    await connected(hass, entry)
+    await wait_for(lambda: lacking["left"] == 0)
+    await hass.async_block_till_done()
+    registry = er.async_get(hass)
+    removals = [e for e in removed if e.data["action"] == "remove"]
+    if missed == 1:  # the setup listing lacked it, the session's next one has it
+        assert removals == []  # never removed, not even for a moment
+        assert room_device(hass, entry, s["group"].uuid).id == device.id
+        assert all(registry.async_get(e) is not None for e in entities)
+        assert state(hass, GROUP_UNREAD) == "0"
+    else:
+        assert room_device(hass, entry, s["group"].uuid) is None
+        assert [e.data["device_id"] for e in removals] == [device.id]
+        assert all(registry.async_get(e) is None for e in entities)
+    assert room_device(hass, entry, s["dm"].uuid) is not None
 
 
 async def test_remove_a_room_device_only_when_stale(
