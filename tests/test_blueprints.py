@@ -28,8 +28,8 @@ def _fast(cable_options) -> None:
     """Fast cable timings."""
 
 
-async def start(hass: HomeAssistant, simulator, tmp_path, **inputs):
-    """The Circle entry, and an automation from the blueprint sending to a fake phone."""
+async def start(hass: HomeAssistant, simulator, tmp_path, phones=("phone",), **inputs):
+    """The Circle entry, and an automation from the blueprint per fake phone."""
     hass.config.config_dir = str(tmp_path)
     target = Path(hass.config.path("blueprints/automation/circle"))
     target.mkdir(parents=True, exist_ok=True)
@@ -39,22 +39,26 @@ async def start(hass: HomeAssistant, simulator, tmp_path, **inputs):
     account = async_get_device_by_identifier(
         hass, device_identifier(entry), entry.entry_id
     )
-    phone = async_mock_service(hass, "notify", "mobile_app_phone")
+    calls = [async_mock_service(hass, "notify", f"mobile_app_{p}") for p in phones]
     config = {
-        "automation": {
-            "use_blueprint": {
-                "path": "circle/reply_from_phone.yaml",
-                "input": {
-                    "circle_account": account.id,
-                    "notify_action": "notify.mobile_app_phone",
-                    **inputs,
+        "automation": [
+            {
+                "alias": phone,
+                "use_blueprint": {
+                    "path": "circle/reply_from_phone.yaml",
+                    "input": {
+                        "circle_account": account.id,
+                        "notify_action": f"notify.mobile_app_{phone}",
+                        **inputs,
+                    },
                 },
             }
-        }
+            for phone in phones
+        ]
     }
     assert await async_setup_component(hass, "automation", config)
     await hass.async_block_till_done()
-    return entry, phone
+    return (entry, *calls)
 
 
 def actions(call) -> dict[str, str]:
@@ -108,7 +112,7 @@ async def test_reply_in_a_thread_stays_in_the_thread(
     await wait_for(lambda: len(phone) == 1)
     assert phone[0].data["title"] == "Ada Lovelace · Analytical Engines"
     action = actions(phone[0])["Antworten"]
-    assert action == f"CIRCLE_REPLY|{group.id}|{root.id}"
+    assert action == f"CIRCLE_REPLY|automation.phone|{group.id}|{root.id}"
     hass.bus.async_fire(
         "mobile_app_notification_action", {"action": action, "reply_text": "Agreed"}
     )
@@ -118,7 +122,41 @@ async def test_reply_in_a_thread_stays_in_the_thread(
     before = len(s["group"].messages)
     hass.bus.async_fire(
         "mobile_app_notification_action",
-        {"action": "CIRCLE_REPLY|not-a-device|0", "reply_text": "x"},
+        {"action": "CIRCLE_REPLY|automation.phone|not-a-device|0", "reply_text": "x"},
     )
     await hass.async_block_till_done()
     assert len(s["group"].messages) == before
+
+
+async def test_two_phones_one_reply_posts_once(
+    hass: HomeAssistant, simulator, tmp_path
+) -> None:
+    """Two automations of the blueprint (phone and tablet): each answers only its buttons."""
+    s = simulator.seeded
+    _entry, phone, tablet = await start(
+        hass, simulator, tmp_path, phones=("phone", "tablet")
+    )
+    simulator.community.post_message(s["dm"], s["ada"].id, "Dinner at 8?")
+    await wait_for(lambda: len(phone) == 1 and len(tablet) == 1)
+    assert actions(phone[0])["Reply"] != actions(tablet[0])["Reply"]
+    before = len(s["dm"].messages)
+    hass.bus.async_fire(
+        "mobile_app_notification_action",
+        {"action": actions(tablet[0])["Reply"], "reply_text": "On my way"},
+    )
+    await wait_for(lambda: s["dm"].messages[-1].body == "On my way")
+    await hass.async_block_till_done()
+    sent = [
+        r
+        for r in simulator.requests
+        if r["method"] == "POST" and r["path"].endswith("/chat_room_messages")
+    ]
+    assert len(s["dm"].messages) == before + 1
+    assert len(sent) == 1
+    # The old format (no automation named) is answered by neither.
+    hass.bus.async_fire(
+        "mobile_app_notification_action",
+        {"action": f"CIRCLE_READ|{actions(phone[0])['Mark read'].split('|')[2]}"},
+    )
+    await hass.async_block_till_done()
+    assert not any(r["path"].endswith("mark_all_as_read") for r in simulator.requests)

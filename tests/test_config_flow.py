@@ -96,7 +96,7 @@ async def test_user_flow_creates_entry(hass, simulator) -> None:
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == "Grace Hopper"
     entry = result["result"]
-    assert (entry.version, entry.minor_version) == (2, 2)
+    assert (entry.version, entry.minor_version) == (3, 1)
     assert entry.unique_id == "1_42"
     assert dict(result["data"]) == {
         "community_url": COMMUNITY,
@@ -675,5 +675,9 @@ def test_not_eligible_names_the_wrong_token_type_too(language: str) -> None:
     """A 403 on mint is a plan without headless access OR an Admin API token."""
     path = Path(__file__).parents[1] / "custom_components/circle/translations"
     strings = json.loads((path / f"{language}.json").read_text())
-    text = strings["config"]["error"]["not_eligible"].replace("-", " ")
-    assert "Admin API" in text and "Headless Auth" in text
+    for raw in (
+        strings["config"]["error"]["not_eligible"],
+        strings["issues"]["not_eligible"]["description"],  # the repair says it too
+    ):
+        text = raw.replace("-", " ")
+        assert "Admin API" in text and "Headless Auth" in text

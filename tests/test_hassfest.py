@@ -441,7 +441,7 @@ async def test_services_yaml_matches_the_registered_schemas(
         assert isinstance(svc.schema, vol.Schema)
         keys = {str(key) for key in svc.schema.schema}
         if "target" in (services[name] or {}):  # target keys are not fields
-            keys -= {"device_id", "entity_id"}
+            keys -= {"device_id", "entity_id", "area_id", "floor_id", "label_id"}
         described = set((services[name] or {}).get("fields") or {})
         assert keys == described, name
         for key in svc.schema.schema:

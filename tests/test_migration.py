@@ -43,7 +43,7 @@ async def test_v1_entry_is_migrated_and_loads(
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
-    assert (entry.version, entry.minor_version) == (2, 2)
+    assert (entry.version, entry.minor_version) == (3, 1)
     assert entry.data["server_url"] == entry.data["community_url"] == simulator.url
     for key, value in data.items():
         if key != "tokens":  # runtime state: moved to the Store
@@ -57,33 +57,28 @@ async def test_v1_entry_is_migrated_and_loads(
     assert entry.runtime_data.available
 
 
-async def test_v2_2_entry_is_left_alone(
+async def test_v3_1_entry_is_left_alone(
     hass: HomeAssistant, simulator: CircleSimulator
 ) -> None:
-    """Version 2.2 is current: nothing changes.
+    """Version 3.1 is current: nothing changes.
 
-    Later versions are not tried: Home Assistant 2026.9 and later refuse to load an entry
-    newer than the integration, so such a test would not hold on both releases.
+    Later versions are tried only for their refusal (below): Home Assistant 2026.9 and later
+    refuse to load an entry newer than the integration before calling it.
     """
-    minor_version = 2
     data = entry_data(
         simulator, server_url=simulator.url, community_url="https://grace.circle.so"
     )
+    data.pop("tokens")  # runtime state: never in a 3.1 entry
     simulator.config.allowed_origins.add("https://grace.circle.so")
     entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id="1_42",
-        version=2,
-        minor_version=minor_version,
-        data=data,
+        domain=DOMAIN, unique_id="1_42", version=3, minor_version=1, data=data
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
-    assert (entry.version, entry.minor_version) == (2, minor_version)
-    assert entry.data["community_url"] == "https://grace.circle.so"
-    assert entry.data["server_url"] == simulator.url
+    assert (entry.version, entry.minor_version) == (3, 1)
+    assert dict(entry.data) == data
 
 
 async def test_future_version_is_refused(
@@ -94,7 +89,7 @@ async def test_future_version_is_refused(
         domain=DOMAIN,
         title="Grace Hopper",
         unique_id="1_42",
-        version=3,
+        version=4,
         data=entry_data(simulator, server_url=simulator.url),
     )
     entry.add_to_hass(hass)
@@ -102,8 +97,86 @@ async def test_future_version_is_refused(
     # Refused by us (2025.4) or by Home Assistant itself (2026.9 and later): either way
     # nothing runs and nothing is sent.
     assert entry.state is ConfigEntryState.MIGRATION_ERROR
-    assert entry.version == 3
+    assert entry.version == 4
     assert simulator.requests == []
+
+
+async def test_a_rolled_back_2_2_entry_is_cleaned_on_upgrade(
+    hass: HomeAssistant, simulator: CircleSimulator
+) -> None:
+    """2.2 was a minor bump, so an older release ran it after a rollback: it wrote fresh
+    tokens back into the entry and made a second device. Version 3 takes the entry's newer
+    tokens into the store, strips them, and folds the second device into the first."""
+    stale = simulator.issue_tokens(42)
+    fresh = simulator.issue_tokens(42)
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Grace Hopper",
+        unique_id="1_42",
+        version=2,
+        minor_version=2,
+        data=entry_data(simulator, server_url=simulator.url, tokens=fresh),
+    )
+    entry.add_to_hass(hass)
+    runtime = await async_get_runtime_store(hass, entry.entry_id)
+    runtime.adopt(simulator.url, {"tokens": stale})
+    await runtime.async_save()
+    devices, entities = dr.async_get(hass), er.async_get(hass)
+    first = devices.async_get_or_create(
+        config_entry_id=entry.entry_id, identifiers={(DOMAIN, "1_42")}
+    )
+    second = devices.async_get_or_create(
+        config_entry_id=entry.entry_id, identifiers={(DOMAIN, entry.entry_id)}
+    )
+    badge = entities.async_get_or_create(
+        "sensor",
+        DOMAIN,
+        "1_42_unread_notifications",
+        config_entry=entry,
+        device_id=second.id,
+        suggested_object_id="my_circle_badge",
+    )
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert (entry.version, entry.minor_version) == (3, 1)
+    assert "tokens" not in entry.data
+    assert runtime.tokens(simulator.url)["refresh_token"] == fresh["refresh_token"]
+    assert not any(r["path"].endswith("auth_token") for r in simulator.requests)
+    assert devices.async_get(second.id) is None
+    assert device_of(hass, entry).id == first.id
+    assert entities.async_get(badge.entity_id).device_id == first.id
+    assert hass.states.get("sensor.my_circle_badge") is not None
+
+
+@pytest.mark.parametrize("store_has_tokens", [False, True])
+async def test_runtime_keys_in_a_v3_entry_are_stripped_at_setup(
+    hass: HomeAssistant, simulator: CircleSimulator, store_has_tokens: bool
+) -> None:
+    """Tokens never stay in the entry: moved to the store if it has none, else dropped."""
+    in_store = simulator.issue_tokens(42)
+    in_entry = simulator.issue_tokens(42)
+    data = entry_data(simulator, server_url=simulator.url)
+    data.pop("tokens")
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id="1_42",
+        version=3,
+        minor_version=1,
+        data={**data, "tokens": in_entry, "room_param": "id"},
+    )
+    entry.add_to_hass(hass)
+    runtime = await async_get_runtime_store(hass, entry.entry_id)
+    if store_has_tokens:
+        runtime.adopt(simulator.url, {"tokens": in_store})
+        await runtime.async_save()
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert dict(entry.data) == data
+    expected = in_store if store_has_tokens else in_entry
+    assert runtime.tokens(simulator.url)["refresh_token"] == expected["refresh_token"]
+    assert not any(r["path"].endswith("auth_token") for r in simulator.requests)
 
 
 async def test_v2_1_runtime_state_moves_to_the_store(
@@ -148,7 +221,7 @@ async def test_v2_1_runtime_state_moves_to_the_store(
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
-    assert (entry.version, entry.minor_version) == (2, 2)
+    assert (entry.version, entry.minor_version) == (3, 1)
     user_keys = {k: v for k, v in data.items() if k not in ("tokens", "room_param")}
     user_keys.pop("ledger_started")
     assert dict(entry.data) == user_keys

@@ -7,7 +7,10 @@ from homeassistant.const import ATTR_FRIENDLY_NAME, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_capture_events,
+)
 
 from custom_components.circle import async_remove_config_entry_device
 from custom_components.circle.compat import async_get_device_by_identifier
@@ -68,6 +71,7 @@ async def test_a_device_per_room_linked_to_the_account(
     attributes = hass.states.get(DM_UNREAD).attributes
     assert attributes[ATTR_FRIENDLY_NAME] == "Ada Lovelace Unread messages"
     assert attributes["room_uuid"] == s["dm"].uuid
+    assert attributes["room_kind"] == "direct"
     assert ATTR_STATE_CLASS not in attributes
     assert hass.states.get(DM_NOTIFY).attributes[ATTR_FRIENDLY_NAME] == "Ada Lovelace"
     assert state(hass, DM_LAST) == STATE_UNKNOWN  # no message yet
@@ -184,6 +188,53 @@ async def test_incomplete_listing_removes_no_room_device(
     assert room_device(hass, entry, s["group"].uuid) is not None
 
 
+@pytest.mark.parametrize("missed", [1, 2])
+async def test_a_room_device_goes_only_after_two_complete_listings_lack_it(
+    hass: HomeAssistant, simulator, monkeypatch, missed: int
+) -> None:
+    """As the delivery core decides: one complete listing can miss a room that moved
+    between its pages; a room is gone once two complete listings lacked it."""
+    from custom_components.circle.client.api import CircleMemberApi
+
+    s = simulator.seeded
+    entry = await setup(hass, simulator)
+    await connected(hass, entry)
+    device = room_device(hass, entry, s["group"].uuid)
+    entities = device_entities(hass, device.id)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    listed = CircleMemberApi.async_list_chat_rooms
+    lacking = {"left": missed}
+
+    async def listing(self, **kwargs):
+        rooms, complete = await listed(self, **kwargs)
+        assert complete
+        if lacking["left"] > 0:
+            lacking["left"] -= 1
+            rooms = [r for r in rooms if r.uuid != s["group"].uuid]
+        return rooms, complete
+
+    monkeypatch.setattr(CircleMemberApi, "async_list_chat_rooms", listing)
+    removed = async_capture_events(hass, dr.EVENT_DEVICE_REGISTRY_UPDATED)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    await connected(hass, entry)
+    await wait_for(lambda: lacking["left"] == 0)
+    await hass.async_block_till_done()
+    registry = er.async_get(hass)
+    removals = [e for e in removed if e.data["action"] == "remove"]
+    if missed == 1:  # the setup listing lacked it, the session's next one has it
+        assert removals == []  # never removed, not even for a moment
+        assert room_device(hass, entry, s["group"].uuid).id == device.id
+        assert all(registry.async_get(e) is not None for e in entities)
+        assert state(hass, GROUP_UNREAD) == "0"
+    else:
+        assert room_device(hass, entry, s["group"].uuid) is None
+        assert [e.data["device_id"] for e in removals] == [device.id]
+        assert all(registry.async_get(e) is None for e in entities)
+    assert room_device(hass, entry, s["dm"].uuid) is not None
+
+
 async def test_remove_a_room_device_only_when_stale(
     hass: HomeAssistant, simulator
 ) -> None:
@@ -250,11 +301,64 @@ async def test_legacy_room_sensors_keep_entity_id_and_history(
         assert now.translation_key == "unread_messages"
         assert now.original_name == "Unread messages"
         assert state(hass, moved) == "0"
+        # The attributes automations of earlier versions compared are still there.
+        attributes = hass.states.get(moved).attributes
+        assert attributes["room_uuid"] == uuid
+        assert attributes["room_kind"] in ("direct", "group_chat")
     # A legacy sensor of a room that no longer exists is removed.
     assert (
         registry.async_get(legacy["5a0c2b7e-0000-4000-8000-00000000dead"].entity_id)
         is None
     )
+
+
+async def test_migrated_chat_sensors_disabled_by_default_are_enabled(
+    hass: HomeAssistant, simulator
+) -> None:
+    """Earlier versions disabled every room sensor by default; now direct and group chats
+    are on: their migrated sensors are enabled, a space chat's stays off, a user's choice
+    stays."""
+    s = simulator.seeded
+    space = simulator.community.create_room(
+        "space_chat", "Welcome space", [42, s["ada"].id], announce=False
+    )
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Grace Hopper",
+        unique_id=f"1_{simulator.member_id}",
+        data=entry_data(simulator),
+    )
+    entry.add_to_hass(hass)
+    registry = er.async_get(hass)
+    integration, user = (
+        er.RegistryEntryDisabler.INTEGRATION,
+        er.RegistryEntryDisabler.USER,
+    )
+    legacy = {
+        uuid: registry.async_get_or_create(
+            "sensor",
+            DOMAIN,
+            f"1_42_room_{uuid}",
+            config_entry=entry,
+            suggested_object_id=f"unread_in_{slug}",
+            disabled_by=by,
+        )
+        for uuid, slug, by in (
+            (s["dm"].uuid, "ada", integration),
+            (s["group"].uuid, "engines", user),
+            (space.uuid, "space", integration),
+        )
+    }
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    await connected(hass, entry)
+    dm = registry.async_get(legacy[s["dm"].uuid].entity_id)
+    assert dm.disabled_by is None
+    assert state(hass, dm.entity_id) == "0"  # added at once, no reload needed
+    assert hass.states.get(dm.entity_id).attributes["room_kind"] == "direct"
+    group = registry.async_get(legacy[s["group"].uuid].entity_id)
+    assert group.disabled_by is user
+    assert registry.async_get(legacy[space.uuid].entity_id).disabled_by is integration
 
 
 async def test_logbook_lines_follow_the_language(

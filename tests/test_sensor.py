@@ -79,6 +79,34 @@ async def test_room_names_stay_out_of_the_recorder(
     assert b"friendly_name" in recorded
 
 
+async def test_connection_counters_stay_out_of_the_recorder(
+    hass: HomeAssistant, simulator
+) -> None:
+    """Reconnects, hold details and the sync error change often: shown, not recorded."""
+    changes = async_capture_events(hass, EVENT_STATE_CHANGED)
+    entry = await setup(hass, simulator)
+    await connected(hass, entry)
+    simulator.drop_connections()
+    await wait_for(lambda: entry.runtime_data.reconnects >= 1)
+    await connected(hass, entry)
+    attributes = hass.states.get(CONNECTION).attributes
+    assert attributes["reconnects"] >= 1
+    assert {"held_messages", "held_rooms", "held_since", "sync_error"} <= set(
+        attributes
+    )
+    event = [e for e in changes if e.data["entity_id"] == CONNECTION][-1]
+    recorded = StateAttributes.shared_attrs_bytes_from_event(event, None)
+    for key in (
+        "reconnects",
+        "held_messages",
+        "held_rooms",
+        "held_since",
+        "sync_error",
+    ):
+        assert key.encode() not in recorded
+    assert b"delivery_held" in recorded and b"synced" in recorded
+
+
 async def test_events_use_the_cached_device_id(hass: HomeAssistant, simulator) -> None:
     s = simulator.seeded
     entry = await setup(hass, simulator)

@@ -23,7 +23,7 @@ from custom_components.circle.messaging import (
     MAX_MESSAGE_LINES,
 )
 from tests.conftest import wait_for
-from tests.test_init import CHATS, NOTIFICATIONS, setup, state
+from tests.test_init import CHATS, NOTIFICATIONS, device_of, setup, state
 from tests.test_rooms import DM_NOTIFY, GROUP_NOTIFY, GROUP_UNREAD, room_device
 from tests.test_sensor import connected
 
@@ -359,3 +359,132 @@ async def test_only_administrators_act_as_the_member(
         context=Context(user_id=user.id),
     )
     assert s["dm"].messages[-1].body == "from the housemate"
+
+
+async def test_rooms_by_area_floor_and_label(hass: HomeAssistant, simulator) -> None:
+    """The target selector's areas, floors and labels reach the rooms in them, only those."""
+    from homeassistant.helpers import (
+        area_registry as ar,
+        device_registry as dr,
+        entity_registry as er,
+        floor_registry as fr,
+        label_registry as lr,
+    )
+
+    s = simulator.seeded
+    community = simulator.community
+    entry = await setup(hass, simulator)
+    await connected(hass, entry)
+    floor = fr.async_get(hass).async_create("Upstairs")
+    kitchen = ar.async_get(hass).async_create("Kitchen", floor_id=floor.floor_id)
+    empty = ar.async_get(hass).async_create("Attic")
+    devices = dr.async_get(hass)
+    dm = room_device(hass, entry, s["dm"].uuid)
+    devices.async_update_device(dm.id, area_id=kitchen.id)
+    # The account's device (badges, no room) in the same area is skipped, not an error.
+    account = device_of(hass, entry)
+    devices.async_update_device(account.id, area_id=kitchen.id)
+    result = await send(hass, {"area_id": kitchen.id}, "by area")
+    assert s["dm"].messages[-1].body == "by area"
+    assert result["room_uuid"] == s["dm"].uuid
+    await send(hass, {"floor_id": floor.floor_id}, "by floor")
+    assert s["dm"].messages[-1].body == "by floor"
+    # A label on the group's notify entity: mark_read reaches that room alone.
+    label = lr.async_get(hass).async_create("Work")
+    er.async_get(hass).async_update_entity(GROUP_NOTIFY, labels={label.label_id})
+    community.post_message(s["dm"], s["ada"].id, "dm")
+    community.post_message(s["group"], s["alan"].id, "group")
+    await wait_for(lambda: state(hass, MESSAGES) == "2")
+    await hass.services.async_call(
+        DOMAIN, "mark_read", {"label_id": label.label_id}, blocking=True
+    )
+    assert community.unread_count(s["group"], 42) == 0
+    assert community.unread_count(s["dm"], 42) == 1
+    # An area without a room: a clear error, nothing sent.
+    before = len(s["dm"].messages)
+    with pytest.raises(ServiceValidationError) as info:
+        await send(hass, {"area_id": empty.id}, "nowhere")
+    assert info.value.translation_key == "no_room_in_target"
+    assert len(s["dm"].messages) == before
+
+
+async def test_empty_target_and_target_with_account_are_refused(
+    hass: HomeAssistant, simulator
+) -> None:
+    """An empty target never means "every room"; rooms and an account together are refused."""
+    s = simulator.seeded
+    community = simulator.community
+    community.post_message(s["dm"], s["ada"].id, "one")
+    community.post_message(s["group"], s["alan"].id, "two")
+    entry = await setup(hass, simulator)
+    await connected(hass, entry)
+    for target in ({"device_id": []}, {"entity_id": "none"}, {"area_id": []}):
+        with pytest.raises(ServiceValidationError) as info:
+            await hass.services.async_call(DOMAIN, "mark_read", target, blocking=True)
+        assert info.value.translation_key == "empty_target"
+        with pytest.raises(ServiceValidationError) as info:
+            await send(hass, target, "x")
+        assert info.value.translation_key == "empty_target"
+    with pytest.raises(ServiceValidationError) as info:
+        await hass.services.async_call(
+            DOMAIN,
+            "mark_read",
+            {
+                "device_id": [room_device(hass, entry, s["dm"].uuid).id],
+                "config_entry_id": entry.entry_id,
+            },
+            blocking=True,
+        )
+    assert info.value.translation_key == "target_and_account"
+    assert community.unread_count(s["dm"], 42) == 1
+    assert community.unread_count(s["group"], 42) == 1
+    assert not any(r["path"].endswith("mark_all_as_read") for r in simulator.requests)
+    # The account alone, no target: every room read.
+    await hass.services.async_call(
+        DOMAIN, "mark_read", {"config_entry_id": entry.entry_id}, blocking=True
+    )
+    assert community.unread_rooms(42) == []
+
+
+async def test_sends_nobody_asks_an_id_for_return_at_once(
+    hass: HomeAssistant, simulator
+) -> None:
+    """With the cable silent, a send without a response neither waits for the echo nor
+    reads the room back; one with a response still finds its id."""
+    import time
+
+    s = simulator.seeded
+    entry = await setup(hass, simulator)
+    await connected(hass, entry)
+    simulator.silence()  # the member's own message never comes back on the cable
+
+    def reads() -> int:
+        return sum(
+            r["method"] == "GET" and r["path"].endswith("/chat_room_messages")
+            for r in simulator.requests
+        )
+
+    before = reads()
+    started = time.monotonic()
+    await hass.services.async_call(
+        "notify",
+        "send_message",
+        {"entity_id": DM_NOTIFY, "message": "quick"},
+        blocking=True,
+    )
+    assert (
+        await hass.services.async_call(
+            DOMAIN,
+            "send_message",
+            {"entity_id": DM_NOTIFY, "message": "quick too"},
+            blocking=True,
+        )
+        is None
+    )
+    assert time.monotonic() - started < 1.5  # one id wait alone is 3 s
+    assert [m.body for m in s["dm"].messages[-2:]] == ["quick", "quick too"]
+    assert reads() == before
+    # Asked for, the id is found (here by reading the room back).
+    result = await send(hass, {"entity_id": DM_NOTIFY}, "with id")
+    assert result["id"] == s["dm"].messages[-1].id
+    assert reads() == before + 1

@@ -25,11 +25,12 @@ from .coordinator import CircleConfigEntry, CircleCoordinator
 from .device import async_ensure_device, async_migrate_device, room_uuid_of
 from .issues import EntryIssues
 from .revocation import async_revoke_tokens
-from .rooms import RoomDevices
+from .rooms import RoomDevices, async_enable_chat_rooms
 from .services import async_setup_services
 from .store import (
     RUNTIME_KEYS,
     LedgerStore,
+    RuntimeStore,
     async_get_runtime_store,
     async_remove_runtime_store,
     take_new_entry_tokens,
@@ -48,12 +49,13 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 
 
 async def async_migrate_entry(hass: HomeAssistant, entry: CircleConfigEntry) -> bool:
-    """Bring an entry to version 2.2.
+    """Bring an entry to version 3.1.
 
-    1 -> 2: one address becomes two. 2.1 -> 2.2: runtime state moves to a Store and the
-    device gets the account's identifier.
+    1 -> 2: one address becomes two. 2.x -> 3: runtime state moves to a Store and the device
+    gets the account's identifier. Major 3, because releases that read version 2 would write
+    tokens back into the entry and make a second device: they must refuse it.
     """
-    if entry.version > 2:
+    if entry.version > 3:
         LOGGER.error(
             "Cannot downgrade the Circle entry %s from version %s",
             entry.title,
@@ -72,24 +74,46 @@ async def async_migrate_entry(hass: HomeAssistant, entry: CircleConfigEntry) -> 
             version=2,
             minor_version=1,
         )
-    if entry.minor_version < 2:
+    if entry.version == 2:
         runtime = await async_get_runtime_store(hass, entry.entry_id)
-        runtime.adopt(_server_url(entry.data), entry.data)
+        # A 2.2 entry that still holds tokens was run again by an older release after 2.2
+        # moved them out (a rollback): the entry's copy is the newer one.
+        runtime.adopt(
+            _server_url(entry.data), entry.data, newer=entry.minor_version >= 2
+        )
         await runtime.async_save()  # before the entry forgets them
         async_migrate_device(hass, entry)
         hass.config_entries.async_update_entry(
             entry,
-            data={k: v for k, v in entry.data.items() if k not in RUNTIME_KEYS},
-            minor_version=2,
+            data=_user_data(entry.data),
+            version=3,
+            minor_version=1,
         )
-    LOGGER.debug("Migrated the Circle entry %s to version 2.2", entry.title)
+    LOGGER.debug("Migrated the Circle entry %s to version 3.1", entry.title)
     return True
+
+
+def _user_data(data: Any) -> dict[str, Any]:
+    """Return the entry's data without runtime state (that lives in the runtime store)."""
+    return {k: v for k, v in data.items() if k not in RUNTIME_KEYS}
+
+
+async def _async_strip_runtime_keys(
+    hass: HomeAssistant, entry: CircleConfigEntry, runtime: RuntimeStore
+) -> None:
+    """Runtime state found in the entry moves to the store (if it has none), then goes."""
+    if not any(key in entry.data for key in RUNTIME_KEYS):
+        return
+    runtime.adopt(_server_url(entry.data), entry.data)
+    await runtime.async_save()
+    hass.config_entries.async_update_entry(entry, data=_user_data(entry.data))
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: CircleConfigEntry) -> bool:
     """Check the credentials, sync the counts, then hold the cable in the background."""
     _check_addresses(hass, entry)
     runtime = await async_get_runtime_store(hass, entry.entry_id)
+    await _async_strip_runtime_keys(hass, entry, runtime)
     if tokens := take_new_entry_tokens(hass, entry.unique_id, _server_url(entry.data)):
         runtime.hand_over(_server_url(entry.data), tokens)
     coordinator = CircleCoordinator(hass, entry, runtime)
@@ -99,6 +123,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: CircleConfigEntry) -> bo
     coordinator.cached_device_id = async_ensure_device(
         hass, entry, member.name if member else None, coordinator.community_url
     )
+    async_enable_chat_rooms(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     entry.async_on_unload(RoomDevices(hass, entry).async_start())
     coordinator.async_start()

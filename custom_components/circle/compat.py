@@ -6,15 +6,18 @@ the options, with no update listener. Older releases get the same behaviour here
 `DeviceInfo.via_device` (an identifier) from 2026.8 for `via_device_id` (a device id).
 Schemas are voluptuous up to 2026.x and probatio (same API) after: `vol` is the running one.
 `BinarySensorDeviceClass` is no longer re-exported explicitly by 2026.10's binary_sensor.
+Targets (devices, areas, floors, labels) are resolved by `helpers.service` up to 2025.x and by
+`helpers.target` (from a `TargetSelection`) after.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import TYPE_CHECKING, Any, cast
 
 from homeassistant.config_entries import ConfigFlowResult, OptionsFlow
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import HomeAssistant, ServiceCall, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
 
@@ -99,11 +102,34 @@ def with_via_device(
     return info
 
 
+@callback
+def async_referenced(
+    hass: HomeAssistant, call: ServiceCall
+) -> tuple[set[str], set[str], set[str]]:
+    """Resolve a call's target: (entities named, entities reached otherwise, devices)."""
+    # Imported by name: each release's type checker knows only one of the two modules.
+    try:
+        target: Any = importlib.import_module("homeassistant.helpers.target")
+    except ImportError:  # Home Assistant before helpers.target
+        service: Any = importlib.import_module("homeassistant.helpers.service")
+        selected = service.async_extract_referenced_entity_ids(hass, call)
+    else:
+        selected = target.async_extract_referenced_entity_ids(
+            hass, target.TargetSelection(call.data)
+        )
+    return (
+        set(selected.referenced),
+        set(selected.indirectly_referenced),
+        set(selected.referenced_devices),
+    )
+
+
 __all__ = [
     "BinarySensorDeviceClass",
     "NotifyEntityFeature",
     "OptionsFlowWithReload",
     "async_get_device_by_identifier",
+    "async_referenced",
     "vol",
     "with_via_device",
 ]

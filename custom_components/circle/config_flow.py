@@ -195,8 +195,8 @@ def _without_token(user_input: Mapping[str, Any]) -> dict[str, Any]:
 class CircleConfigFlow(ConfigFlow, domain=DOMAIN):
     """Set up a Circle member account."""
 
-    VERSION = 2
-    MINOR_VERSION = 2
+    VERSION = 3
+    MINOR_VERSION = 1
 
     async def _validate(
         self,

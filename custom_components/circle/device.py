@@ -11,7 +11,7 @@ from typing import Protocol
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 
 from .const import ACCOUNT_MODEL, DOMAIN
@@ -69,13 +69,28 @@ def async_ensure_device(
 
 @callback
 def async_migrate_device(hass: HomeAssistant, entry: ConfigEntry) -> None:
-    """Give the entry's device the account's identifier; its id and entities stay."""
+    """Give the entry's device the account's identifier; its id and entities stay.
+
+    After a rollback an older release may have made a second device with the entry's id
+    beside the migrated one: its entities go back to the migrated device, and it goes.
+    """
     registry = dr.async_get(hass)
     old, new = (DOMAIN, entry.entry_id), device_identifier(entry)
     if old == new:
         return
-    for device in dr.async_entries_for_config_entry(registry, entry.entry_id):
-        if old in device.identifiers:
+    devices = dr.async_entries_for_config_entry(registry, entry.entry_id)
+    kept = next((d for d in devices if new in d.identifiers), None)
+    for device in devices:
+        if old not in device.identifiers or device is kept:
+            continue
+        if kept is None:
             registry.async_update_device(
                 device.id, new_identifiers=(device.identifiers - {old}) | {new}
             )
+            continue
+        entities = er.async_get(hass)
+        for entity in er.async_entries_for_device(
+            entities, device.id, include_disabled_entities=True
+        ):
+            entities.async_update_entity(entity.entity_id, device_id=kept.id)
+        registry.async_remove_device(device.id)

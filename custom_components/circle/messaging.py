@@ -123,15 +123,21 @@ async def async_send(
     uuid: str,
     text: str,
     parent_message_id: int | None = None,
+    *,
+    want_id: bool = False,
 ) -> dict[str, Any]:
-    """Send, then find the new message's id; the response of send_message and reply."""
+    """Send; the response of send_message and reply.
+
+    The new message's id is looked for (up to ID_WAIT on the cable, then a REST read) only
+    when the caller wants it back (`want_id`): nobody waits for an id nobody reads.
+    """
     sent = await circle_call(
         coordinator.api.async_send_message(
             uuid, text, parent_message_id=parent_message_id
         )
     )
     message = None
-    if sent.creation_uuid:
+    if want_id and sent.creation_uuid:
         message = await coordinator.sent.wait(sent.creation_uuid, ID_WAIT)
         if message is None and parent_message_id is None:
             message = await _read_back(coordinator, uuid, sent.creation_uuid)

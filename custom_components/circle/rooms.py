@@ -90,6 +90,26 @@ def async_add_room_entities(
     entry.async_on_unload(coordinator.async_add_listener(sync))
 
 
+@callback
+def async_enable_chat_rooms(hass: HomeAssistant, entry: CircleConfigEntry) -> None:
+    """Enable the direct and group chats' entities that earlier versions disabled by default.
+
+    This version never disables those itself, so only migrated entities change; run before
+    the platforms, so they are added at once.
+    """
+    coordinator: CircleCoordinator = entry.runtime_data
+    registry = er.async_get(hass)
+    prefix = f"{entry.unique_id}{ROOM_MARK}"
+    for entity in er.async_entries_for_config_entry(registry, entry.entry_id):
+        if entity.disabled_by is not er.RegistryEntryDisabler.INTEGRATION:
+            continue
+        if not entity.unique_id.startswith(prefix):
+            continue
+        uuid = entity.unique_id.removeprefix(prefix).split("_", 1)[0]
+        if enabled_by_default(coordinator, uuid):
+            registry.async_update_entity(entity.entity_id, disabled_by=None)
+
+
 class RoomDevices:
     """Renames room devices with their rooms; removes the devices of rooms that are gone."""
 
@@ -100,6 +120,11 @@ class RoomDevices:
         self.coordinator: CircleCoordinator = entry.runtime_data
         self._reconciled = False
         self._seen: set[str] = set()
+        # The listing read at setup counts as the first; the session's are counted by its core.
+        self._first_listings = int(self.coordinator.rooms_complete)
+        self._missing: dict[
+            str, int
+        ] = {}  # room -> the listing count when first missed
 
     @callback
     def async_start(self) -> CALLBACK_TYPE:
@@ -116,30 +141,47 @@ class RoomDevices:
             if (uuid := room_uuid_of(self.entry, device)) is not None
         }
 
+    def _listings(self) -> int:
+        """Complete room listings taken during this run."""
+        session = self.coordinator.session
+        return self._first_listings + (session.core.complete_listings if session else 0)
+
+    def _gone(self, uuid: str, listings: int) -> bool:
+        """Whether a room with a device is known gone, as the delivery core decides it.
+
+        A room the core held this run is gone once the core forgot it (deleted, or missing
+        from two complete listings). A room it never held (its device is from an earlier
+        run) is gone once two complete listings lacked it: one can miss a room that moved
+        between its pages.
+        """
+        if uuid in self._seen:
+            return True
+        if listings == 0:
+            return False
+        first = self._missing.setdefault(uuid, listings)
+        return listings > first
+
     @callback
     def _sync(self) -> None:
-        """Rename; remove a room's device once the room is known gone.
-
-        Gone: it was here during this run and left, or a complete listing lacks it (a room
-        missing from a listing cut short may still exist).
-        """
+        """Rename; remove a room's device once the room is known gone."""
         registry = dr.async_get(self.hass)
         rooms = current_rooms(self.coordinator)
         self._seen |= rooms
-        complete = self.coordinator.rooms_complete
-        if complete and not self._reconciled:
-            self._reconciled = True
-            self._remove_legacy_sensors(rooms)
+        listings = self._listings()
         devices = self._devices()
         self.coordinator.room_device_ids = {
             uuid: device.id for uuid, device in devices.items() if uuid in rooms
         }
         for uuid, device in devices.items():
             if uuid in rooms:
+                self._missing.pop(uuid, None)
                 if device.name != (name := room_label(self.coordinator, uuid)):
                     registry.async_update_device(device.id, name=name)
-            elif complete or uuid in self._seen:
+            elif self._gone(uuid, listings):
                 registry.async_remove_device(device.id)
+        if listings >= 2 and not self._reconciled:
+            self._reconciled = True
+            self._remove_legacy_sensors(rooms)
 
     def _remove_legacy_sensors(self, rooms: set[str]) -> None:
         """Room sensors of earlier versions (on the account's device) of rooms now gone."""

@@ -149,8 +149,9 @@ class RoomSensor(CircleRoomEntity, SensorEntity):
 
     @property
     def extra_state_attributes(self) -> dict[str, Any]:
-        """The room's uuid (what automations and the blueprint compare)."""
-        return {"room_uuid": self.room_uuid}
+        """The room's uuid and kind (what automations compare; earlier versions had both)."""
+        room = self.coordinator.rooms.get(self.room_uuid)
+        return {"room_uuid": self.room_uuid, "room_kind": room.kind if room else None}
 
     async def async_added_to_hass(self) -> None:
         """Move the last message time with each message of the room too."""

@@ -10,7 +10,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import ATTR_DEVICE_ID, ATTR_ENTITY_ID
+from homeassistant.const import (
+    ATTR_AREA_ID,
+    ATTR_DEVICE_ID,
+    ATTR_ENTITY_ID,
+    ATTR_FLOOR_ID,
+    ATTR_LABEL_ID,
+    ENTITY_MATCH_NONE,
+)
 from homeassistant.core import (
     HomeAssistant,
     ServiceCall,
@@ -25,7 +32,7 @@ from homeassistant.helpers import (
 )
 
 from .client import CircleError
-from .compat import async_get_device_by_identifier, vol
+from .compat import async_get_device_by_identifier, async_referenced, vol
 from .const import DOMAIN
 from .coordinator import CircleConfigEntry, CircleCoordinator
 from .device import room_identifier, room_uuid_of
@@ -46,10 +53,15 @@ SERVICE_GET_UNREAD = "get_unread"
 
 MAX_UNREAD_ROOMS = 20
 
-TARGET: dict[vol.Marker, Any] = {
-    vol.Optional(ATTR_DEVICE_ID): vol.All(cv.ensure_list, [cv.string]),
-    vol.Optional(ATTR_ENTITY_ID): cv.comp_entity_ids,
-}
+# Devices, entities, areas, floors and labels, as the target selector offers them.
+TARGET: dict[Any, Any] = dict(cv.TARGET_SERVICE_FIELDS)
+TARGET_KEYS = (
+    ATTR_ENTITY_ID,
+    ATTR_DEVICE_ID,
+    ATTR_AREA_ID,
+    ATTR_FLOOR_ID,
+    ATTR_LABEL_ID,
+)
 ID = vol.All(vol.Coerce(int), vol.Range(min=1, max=2**53 - 1))
 SEND_MESSAGE_SCHEMA = vol.Schema({**TARGET, vol.Required(ATTR_MESSAGE): cv.string})
 REPLY_SCHEMA = vol.Schema(
@@ -97,36 +109,67 @@ def _loaded(hass: HomeAssistant, entry_id: str) -> CircleCoordinator:
     return entry.runtime_data
 
 
-def _room_of_device(hass: HomeAssistant, device_id: str, shown: str) -> RoomTarget:
-    """Return the room behind one of our room devices; a clear error for anything else."""
+def _room_of_device(
+    hass: HomeAssistant, device_id: str, shown: str, named: bool = True
+) -> RoomTarget | None:
+    """Return the room behind one of our room devices.
+
+    A device or entity named in the target gets a clear error when it is no room; one reached
+    through an area, floor or label is skipped (an area holds other devices too).
+    """
     device = dr.async_get(hass).async_get(device_id)
     # Room identifiers name their account, so no device-to-entry look-up is needed.
     for entry in hass.config_entries.async_entries(DOMAIN) if device else ():
         if device and (uuid := room_uuid_of(entry, device)):
             coordinator = _loaded(hass, entry.entry_id)
-            if uuid not in coordinator.data.unread_counts:
+            if uuid in coordinator.data.unread_counts:
+                return RoomTarget(coordinator, uuid)
+            if named:
                 raise _invalid("room_gone", target=shown)
-            return RoomTarget(coordinator, uuid)
-    raise _invalid("room_not_found", target=shown)
+            return None
+    if named:
+        raise _invalid("room_not_found", target=shown)
+    return None
+
+
+def _has_target(call: ServiceCall) -> bool:
+    """Whether the call has a target; one given but naming nothing is refused.
+
+    An empty list (a template that found no room) must not mean "every room" to mark_read,
+    nor be taken silently as no target: it is an error.
+    """
+    given = [key for key in TARGET_KEYS if key in call.data]
+    values = [call.data[key] for key in given]
+    if given and all(v in (None, [], "", ENTITY_MATCH_NONE) for v in values):
+        raise _invalid("empty_target")
+    return bool(given)
 
 
 def _rooms(hass: HomeAssistant, call: ServiceCall) -> list[RoomTarget]:
-    """Every targeted room, from devices and from entities (their devices)."""
+    """Every targeted room, from devices and entities (their devices), areas, floors, labels."""
     registry = er.async_get(hass)
-    targets = [
-        _room_of_device(hass, device_id, device_id)
-        for device_id in call.data.get(ATTR_DEVICE_ID, [])
+    named_entities, other_entities, devices = async_referenced(hass, call)
+    named_devices = set(cv.ensure_list(call.data.get(ATTR_DEVICE_ID)))
+    found = [
+        _room_of_device(hass, device_id, device_id, device_id in named_devices)
+        for device_id in sorted(devices | named_devices - {ENTITY_MATCH_NONE})
     ]
-    for entity_id in call.data.get(ATTR_ENTITY_ID, []):
+    for entity_id in sorted(named_entities | other_entities):
+        named = entity_id in named_entities
         entity = registry.async_get(entity_id)
         if entity is None or entity.platform != DOMAIN or entity.device_id is None:
-            raise _invalid("room_not_found", target=entity_id)
-        targets.append(_room_of_device(hass, entity.device_id, entity_id))
-    return list(dict.fromkeys(targets))
+            if named:
+                raise _invalid("room_not_found", target=entity_id)
+            continue
+        found.append(_room_of_device(hass, entity.device_id, entity_id, named))
+    targets = list(dict.fromkeys(t for t in found if t is not None))
+    if not targets:
+        raise _invalid("no_room_in_target")
+    return targets
 
 
 def _one_room(hass: HomeAssistant, call: ServiceCall) -> RoomTarget:
-    rooms = _rooms(hass, call)
+    rooms = _rooms(hass, call) if _has_target(call) else []
     if len(rooms) != 1:
         raise _invalid("one_room", count=str(len(rooms)))
     return rooms[0]
@@ -147,21 +190,31 @@ async def _send_message(call: ServiceCall) -> ServiceResponse:
     room = _one_room(call.hass, call)
     await async_check_sender(call.hass, room.coordinator, call.context)
     text = compose(call.data[ATTR_MESSAGE])
-    return await async_send(room.coordinator, room.uuid, text)
+    response = await async_send(
+        room.coordinator, room.uuid, text, want_id=call.return_response
+    )
+    return response if call.return_response else None
 
 
 async def _reply(call: ServiceCall) -> ServiceResponse:
     room = _one_room(call.hass, call)
     await async_check_sender(call.hass, room.coordinator, call.context)
     text = compose(call.data[ATTR_MESSAGE])
-    return await async_send(
-        room.coordinator, room.uuid, text, call.data[ATTR_MESSAGE_ID]
+    response = await async_send(
+        room.coordinator,
+        room.uuid,
+        text,
+        call.data[ATTR_MESSAGE_ID],
+        want_id=call.return_response,
     )
+    return response if call.return_response else None
 
 
 async def _mark_read(call: ServiceCall) -> None:
     """Mark the targeted rooms read; without a target, every unread room of the account."""
-    if ATTR_DEVICE_ID in call.data or ATTR_ENTITY_ID in call.data:
+    if _has_target(call):
+        if ATTR_CONFIG_ENTRY_ID in call.data:
+            raise _invalid("target_and_account")
         rooms = _rooms(call.hass, call)
     else:
         coordinator = _account(call.hass, call)

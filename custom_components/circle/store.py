@@ -69,13 +69,20 @@ class RuntimeStore:
         self.data = dict(stored) if isinstance(stored, dict) else {}
         self.loaded = True
 
-    def adopt(self, server_url: str, legacy: Mapping[str, Any]) -> None:
+    def adopt(
+        self, server_url: str, legacy: Mapping[str, Any], *, newer: bool = False
+    ) -> None:
         """Take the runtime keys an entry before 2.2 kept in its data, as issued by its server.
 
-        Once the store holds a server it is the truth: the entry's old copies are ignored.
+        Once the store holds a server it is the truth: the entry's old copies are ignored,
+        unless they are `newer` (written by an older release after a rollback).
         """
-        if SERVER in self.data:
+        if not newer and SERVER in self.data:
             return
+        if newer and not any(legacy.get(key) is not None for key in RUNTIME_KEYS):
+            return
+        if self.data.get(SERVER) != server_url:  # nothing of another server is kept
+            self.data.update({CONF_TOKENS: None, CONF_ROOM_PARAM: None})
         self.data[SERVER] = server_url
         for key in RUNTIME_KEYS:
             if legacy.get(key) is not None:

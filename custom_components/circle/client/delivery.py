@@ -295,6 +295,9 @@ class DeliveryCore:
         self.state = state or UnreadState()
         self.rooms: dict[str, ChatRoom] = {room.uuid: room for room in rooms}
         self.rooms_complete = rooms_complete
+        # Complete listings taken since the start (not the one given here): a room the
+        # caller keeps something for is gone only once two complete listings lacked it.
+        self.complete_listings = 0
         self.status = SyncStatus()
         self.resyncs = 0
         self.failures = 0
@@ -986,6 +989,7 @@ class DeliveryCore:
 
     def _apply_snapshot(self, snapshot: Snapshot) -> None:
         self.rooms_complete = snapshot.complete
+        self.complete_listings += snapshot.complete
         listed = {room.uuid: room for room in snapshot.rooms}
         rooms = dict(self.rooms)
         if snapshot.complete:
