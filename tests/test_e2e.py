@@ -131,11 +131,16 @@ async def _assert_rooms_and_blueprint(stack: LiveStack, dm: str) -> None:
         "path": demo.BLUEPRINT_PATH,
         "input": {"circle_account": account, "notify_action": demo.DEMO_PHONE},
     }
+    automation = "automation.circle_direct_messages_to_the_notification_drawer"
+    assert (await stack.state(automation))["attributes"]["id"] == (
+        demo.BLUEPRINT_AUTOMATION_ID
+    )
     before = await _member_messages(stack, dm)
     async with stack.session.post(
         f"{stack.url}/api/events/mobile_app_notification_action",
         json={
-            "action": f"CIRCLE_REPLY|{rooms['Ada Lovelace']}|0",
+            # The blueprint's buttons name their automation (two phones, one reply).
+            "action": f"CIRCLE_REPLY|{automation}|{rooms['Ada Lovelace']}|0",
             "reply_text": "Typed on the phone",
         },
         headers=stack.headers,
