@@ -98,7 +98,7 @@ async def test_no_secret_anywhere_at_debug_level(
     caplog.set_level(logging.DEBUG)
     simulator.config.access_ttl = 2.0
     monkeypatch.setattr(
-        "custom_components.circle.coordinator.CircleAuth",
+        "custom_components.circle.wiring.CircleAuth",
         functools.partial(CircleAuth, min_refresh_interval=0.1),
     )
     fired: list[Any] = []
