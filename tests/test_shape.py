@@ -9,6 +9,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from custom_components.circle.client.cable import PUBLIC_STATE
+from custom_components.circle.client.supervisor import TRANSITIONS, CableState
+
 PACKAGE = Path(__file__).parent.parent / "custom_components" / "circle"
 MAX_CLASS = 300
 MAX_FUNCTION = 60
@@ -79,3 +82,17 @@ def test_the_counter_sees_nested_units() -> None:
     assert units["client/cable.py:CircleCable.run"][0] == "function"
     assert units["client/probe.py:_Watch.on_state"][0] == "function"
     assert units["client/frames.py:read_frames"][1] > MAX_FUNCTION
+
+
+def test_architecture_shows_the_supervisor_table() -> None:
+    """docs/architecture.md's transition table is the code's, state for state."""
+    doc = (PACKAGE.parent.parent / "docs" / "architecture.md").read_text()
+    block = doc.split("<!-- supervisor-transitions -->")[1].split("<!--")[0]
+    shown: dict[str, set[str]] = {}
+    for row in block.strip().splitlines()[2:]:
+        source, targets = (cell.strip() for cell in row.strip("|").split("|"))
+        shown[source.strip("`")] = {
+            t.strip().strip("`") for t in targets.split(",") if t.strip() != "—"
+        }
+    assert shown == {s.value: {t.value for t in to} for s, to in TRANSITIONS.items()}
+    assert set(PUBLIC_STATE) == set(CableState)
