@@ -39,6 +39,7 @@ from custom_components.circle.client import (
     StaticAccessToken,
 )
 from custom_components.circle.client.delivery import DeliveryCore, Snapshot
+from custom_components.circle.client.frames import read_frames
 from custom_components.circle.client.models import ChatRoom
 from custom_components.circle.client.protocol import identifier
 from tests.e2e.stack import ROOT, LiveStack
@@ -362,7 +363,7 @@ async def bench_frame_path(count: int, rounds: int) -> dict[str, Any]:
     async def cable(listener: Any = count_event) -> None:
         client = CircleCable(None, "ws://x/cable", StaticAccessToken("t"), 42)  # type: ignore[arg-type]
         client.add_event_listener(listener)
-        await client._read_loop(FakeSocket())  # type: ignore[arg-type]
+        await read_frames(client._socket_for(FakeSocket()))  # type: ignore[arg-type]
 
     async def timed(run: Any) -> float:
         times = []
@@ -592,9 +593,8 @@ async def bench_memory(count: int) -> dict[str, Any]:
         for _ in range(batches):
             reached.clear()
             goal = seen + count // batches
-            ws = cable._ws
-            if ws is not None:
-                await ws.close()
+            if cable._socket is not None:
+                await cable._socket.ws.close()
             await reached.wait()
         gc.collect()
         after = rss_mb()

@@ -15,6 +15,7 @@ from aiohttp import web
 import pytest
 
 from custom_components.circle.client import ConnectionState
+from custom_components.circle.client.cable_socket import CableSocket
 from tests.conftest import FAST_OPTIONS, wait_for
 
 
@@ -264,24 +265,26 @@ async def test_idle_watchdog_never_wakes_while_frames_flow(
     await asyncio.sleep(0.3)
     cable = harness.cable
     calls = {"deadline": 0, "subscriptions": 0}
-    on_deadline, retry = cable._on_deadline, cable._retry_subscriptions
+    on_deadline, retry = CableSocket._on_deadline, CableSocket._retry_subscriptions
 
-    def counting_deadline() -> None:
+    def counting_deadline(sock: CableSocket) -> None:
         calls["deadline"] += 1
-        on_deadline()
+        on_deadline(sock)
 
-    async def counting_retry(now: float) -> float:
+    async def counting_retry(sock: CableSocket, now: float) -> float:
         calls["subscriptions"] += 1
-        return await retry(now)
+        return await retry(sock, now)
 
-    monkeypatch.setattr(cable, "_on_deadline", counting_deadline)
-    monkeypatch.setattr(cable, "_retry_subscriptions", counting_retry)
+    # Patched on the class: the live socket's bound methods (its timer) look them up there.
+    monkeypatch.setattr(CableSocket, "_on_deadline", counting_deadline)
+    monkeypatch.setattr(CableSocket, "_retry_subscriptions", counting_retry)
     await asyncio.sleep(6 * FAST_OPTIONS.stale_after)  # pings every 0.2 s
     assert calls == {"deadline": 0, "subscriptions": 0}  # was 8 wakes per period
     assert harness.connected_count() == 1
     loop = asyncio.get_running_loop()
     simulator.silence()
-    last_frame = cable._last_frame
+    assert cable._socket is not None
+    last_frame = cable._socket.last_frame
     await wait_for(lambda: any(s.reason == "stale" for s in harness.states))
     detected = loop.time() - last_frame
     assert (

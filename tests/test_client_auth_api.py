@@ -141,7 +141,7 @@ async def test_refresh_before_expiry(session, simulator) -> None:
     assert 29 < auth.seconds_until_refresh() <= 30
     assert await auth.async_get_access_token() == first
     assert len(saved) == 1
-    auth._last_renewal -= 31  # the spacing has passed
+    auth.schedule.last_renewal -= 31  # the spacing has passed
     assert auth.seconds_until_refresh() == 0
     await auth.async_get_access_token()
     assert len(saved) == 2
@@ -477,8 +477,8 @@ async def test_renewals_of_tokens_already_due_back_off(session, simulator) -> No
     await _run_refresher(auth, 1.6)
     # At least a second between passes, and the spacing doubles: a handful, not thousands.
     assert 2 <= len(saved) <= 3
-    assert auth._spacing >= 0.2
-    auth._last_renewal = None
+    assert auth.schedule.spacing >= 0.2
+    auth.schedule.last_renewal = None
     await auth.async_get_access_token()
     assert auth.seconds_until_refresh() > 0  # spacing stays, however often it is asked
 
@@ -547,7 +547,7 @@ async def test_failed_renewals_are_retried_fast_then_spaced_after_success(
     auth._tokens = dataclasses.replace(
         auth.tokens, access_token_expires_at=datetime.now(UTC)
     )
-    auth._last_renewal = None
+    auth.schedule.last_renewal = None
     simulator.config.access_ttl = (
         0.0  # the renewed token is due at once: spacing decides
     )

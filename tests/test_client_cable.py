@@ -619,7 +619,7 @@ async def test_odd_control_frames_and_failing_listeners(
     assert harness.connected_count() == 1
     assert "in a state listener" in caplog.text
     assert "in a subscription listener" in caplog.text
-    assert len(harness.cable._seen) == 2  # bounded memory
+    assert len(harness.cable.hub.seen) == 2  # bounded memory
 
 
 async def test_follow_twice_and_unfollow_unknown(harness_factory, simulator) -> None:
@@ -648,8 +648,8 @@ async def test_room_channel_parameter_falls_back_and_is_remembered(
     space = simulator.seeded["space"]
     harness = harness_factory(room_ids=(space.id,))
     learned: list[str] = []
-    harness.cable._room_uuids[space.id] = space.uuid
-    harness.cable._on_room_param = learned.append
+    harness.cable.book.room_uuids[space.id] = space.uuid
+    harness.cable.book.on_room_param = learned.append
     harness.start()
     await harness.ready()
     room_subs = [s for s in harness.cable.subscriptions if s.room_id == space.id]
@@ -670,7 +670,7 @@ async def test_room_channel_refused_with_every_parameter_is_rejected_once(
     simulator.config.room_params = ()
     space = simulator.seeded["space"]
     harness = harness_factory(room_ids=(space.id,))
-    harness.cable._room_uuids[space.id] = space.uuid
+    harness.cable.book.room_uuids[space.id] = space.uuid
     harness.start()
     await wait_for(
         lambda: any(
@@ -690,9 +690,10 @@ async def test_remembered_room_parameter_is_tried_first(
     space = simulator.seeded["space"]
     harness = harness_factory(room_ids=(space.id,))
     harness.cable.room_param = "id"
-    harness.cable._subs.clear()
-    harness.cable._canonical.clear()
-    harness.cable._add_sub(harness.cable._room_sub(space.id))
+    book = harness.cable.book
+    book.subs.clear()
+    book.canonical.clear()
+    book.add(book.room_sub(space.id))
     harness.start()
     await harness.ready()
     sent = [json.loads(f) for f in simulator.connections[0].received]
@@ -739,7 +740,7 @@ async def test_a_room_subscription_confirmed_late_is_taken_back(
     simulator._enqueue = slow_room_confirm
     space = simulator.seeded["space"]
     harness = harness_factory(room_ids=(space.id,))
-    harness.cable._room_uuids[space.id] = space.uuid
+    harness.cable.book.room_uuids[space.id] = space.uuid
     harness.start()
     await wait_for(
         lambda: any(

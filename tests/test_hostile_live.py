@@ -56,12 +56,13 @@ async def test_every_hostile_frame_through_the_live_integration(
     coordinator = entry.runtime_data
     for frame_id, raw, _kind, _detail in FRAMES:
         reconnects = coordinator.reconnects
-        rx = coordinator.cable._rx
+        rx = coordinator.cable.frames_received
         simulator.send_raw(raw)
         # A ping through the same socket: once it is counted, the frame before it was read.
         simulator.send_raw('{"type":"ping","message":1}')
         await wait_for(
-            lambda rx=rx, reconnects=reconnects: coordinator.cable._rx >= rx + 2
+            lambda rx=rx, reconnects=reconnects: coordinator.cable.frames_received
+            >= rx + 2
             or coordinator.reconnects > reconnects,
             timeout=5,
         )
@@ -97,7 +98,7 @@ async def test_no_secret_anywhere_at_debug_level(
     caplog.set_level(logging.DEBUG)
     simulator.config.access_ttl = 2.0
     monkeypatch.setattr(
-        "custom_components.circle.coordinator.CircleAuth",
+        "custom_components.circle.wiring.CircleAuth",
         functools.partial(CircleAuth, min_refresh_interval=0.1),
     )
     fired: list[Any] = []

@@ -218,7 +218,7 @@ async def test_token_refresh_keeps_the_cable_and_the_entry(
         timedelta(seconds=0.5),
     )
     monkeypatch.setattr(
-        "custom_components.circle.coordinator.CircleAuth",
+        "custom_components.circle.wiring.CircleAuth",
         functools.partial(CircleAuth, min_refresh_interval=0.1),
     )
     entry = await setup(hass, simulator)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from homeassistant.exceptions import ConfigEntryAuthFailed, HomeAssistantError
+from homeassistant.helpers.update_coordinator import UpdateFailed
+
 from .client import (
     CircleAuthenticationError,
     CircleError,
@@ -30,3 +33,11 @@ def describe_error(err: CircleError, fallback: str) -> dict[str, Any]:
         "translation_key": key,
         "translation_placeholders": placeholders,
     }
+
+
+def setup_error(err: CircleError) -> HomeAssistantError:
+    """Map a client error during setup or a refresh: reauth, or retry later."""
+    translation = describe_error(err, "cannot_connect")
+    if isinstance(err, CircleAuthenticationError):
+        return ConfigEntryAuthFailed(**translation)
+    return UpdateFailed(**translation)

@@ -138,7 +138,7 @@ async def async_send(
     )
     message = None
     if want_id and sent.creation_uuid:
-        message = await coordinator.sent.wait(sent.creation_uuid, ID_WAIT)
+        message = await coordinator.activity.sent.wait(sent.creation_uuid, ID_WAIT)
         if message is None and parent_message_id is None:
             message = await _read_back(coordinator, uuid, sent.creation_uuid)
     when = message.sent_at if message and message.sent_at else sent.sent_at

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr, entity_registry as er
@@ -18,10 +18,76 @@ from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
-from .compat import with_via_device
-from .const import ENABLED_ROOM_KINDS, ROOM_MODEL
-from .coordinator import CircleConfigEntry, CircleCoordinator
+from .client import ChatMessage
+from .compat import async_get_device_by_identifier, with_via_device
+from .const import CONF_IGNORE_OWN, CONF_INCLUDE_TEXT, ENABLED_ROOM_KINDS, ROOM_MODEL
 from .device import ROOM_MARK, device_identifier, room_identifier, room_uuid_of
+from .messaging import SentTracker
+from .payload import message_payload
+
+if TYPE_CHECKING:  # the coordinator keeps a RoomActivity
+    from .coordinator import CircleConfigEntry, CircleCoordinator
+
+
+class RoomActivity:
+    """What the rooms' devices and sends need from the message stream.
+
+    The member's own sends (for the new message's id), each room's last message time, and
+    each room's device id (kept by `RoomDevices`, looked up once otherwise).
+    """
+
+    def __init__(self, hass: HomeAssistant, entry: CircleConfigEntry) -> None:
+        """Nothing seen yet."""
+        self._hass = hass
+        self._entry = entry
+        self.sent = SentTracker()
+        self.last_message_at: dict[str, datetime] = {}
+        self.device_ids: dict[str, str] = {}
+
+    def note(self, name: str, message: ChatMessage) -> None:
+        """Note a new message: an own message's id for its send; the room's last time."""
+        if name != "newMessage":
+            return
+        self.sent.seen(message)
+        uuid, sent_at = message.chat_room_uuid, message.sent_at
+        if uuid and sent_at:
+            last = self.last_message_at.get(uuid)
+            if last is None or last < sent_at:
+                self.last_message_at[uuid] = sent_at
+
+    def device_id(self, uuid: str | None) -> str | None:
+        """Return the room's device, for automations that pick rooms from a device list."""
+        if not uuid:
+            return None
+        if (device_id := self.device_ids.get(uuid)) is None:
+            device = async_get_device_by_identifier(
+                self._hass, room_identifier(self._entry, uuid), self._entry.entry_id
+            )
+            if device is not None:
+                device_id = self.device_ids[uuid] = device.id
+        return device_id
+
+
+def message_event(
+    coordinator: CircleCoordinator, name: str, message: ChatMessage, backfilled: bool
+) -> dict[str, Any] | None:
+    """Describe a chat message for the bus; None for an own one the options ignore."""
+    sender, member = message.sender, coordinator.member
+    own = bool(member and sender and sender.community_member_id == member.id)
+    if own and coordinator.options.get(CONF_IGNORE_OWN, True):
+        return None
+    uuid = message.chat_room_uuid
+    payload = message_payload(
+        name,
+        message,
+        room=coordinator.rooms.get(uuid or ""),
+        room_name=coordinator.data.room_name(uuid),
+        own=own,
+        backfilled=backfilled,
+        include_text=coordinator.options.get(CONF_INCLUDE_TEXT, True),
+    )
+    payload["room_device_id"] = coordinator.activity.device_id(uuid)
+    return payload
 
 
 def room_label(coordinator: CircleCoordinator, uuid: str) -> str:
@@ -52,7 +118,7 @@ def enabled_by_default(coordinator: CircleCoordinator, uuid: str) -> bool:
 
 def last_message_at(coordinator: CircleCoordinator, uuid: str) -> datetime | None:
     """When the room's latest message was sent: seen live, else from the room listing."""
-    if seen := coordinator.last_message_at.get(uuid):
+    if seen := coordinator.activity.last_message_at.get(uuid):
         return seen
     room = coordinator.rooms.get(uuid)
     last = room.raw.get("last_message") if room else None
@@ -169,7 +235,7 @@ class RoomDevices:
         self._seen |= rooms
         listings = self._listings()
         devices = self._devices()
-        self.coordinator.room_device_ids = {
+        self.coordinator.activity.device_ids = {
             uuid: device.id for uuid, device in devices.items() if uuid in rooms
         }
         for uuid, device in devices.items():

@@ -15,6 +15,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.storage import Store
 from homeassistant.util.hass_dict import HassKey
 
+from .client import TokenSet
 from .client.delivery import Ledger
 from .const import (
     CONF_LEDGER_STARTED,
@@ -39,6 +40,41 @@ _NEW_ENTRY_TOKENS: HassKey[dict[str, tuple[str, dict[str, Any]]]] = HassKey(
 def runtime_store_key(entry_id: str) -> str:
     """Storage key of an entry's runtime state (deleted with the entry)."""
     return f"{DOMAIN}.{entry_id}.runtime"
+
+
+class RuntimeBinding:
+    """One session's view of the runtime store: its server, at the epoch it started in.
+
+    Writes from a session a flow has replaced since (a newer epoch) are dropped.
+    """
+
+    def __init__(self, store: RuntimeStore, server_url: str) -> None:
+        """Bind `store` to `server_url` now (what another server issued is forgotten)."""
+        store.bind(server_url)
+        self.store = store
+        self.server_url = server_url
+        self.epoch = store.epoch
+
+    @property
+    def superseded(self) -> bool:
+        """A flow handed over new tokens since this session started (it is being replaced)."""
+        return self.epoch != self.store.epoch
+
+    def tokens(self) -> dict[str, Any]:
+        """Return the stored tokens of this server (empty when there are none)."""
+        return self.store.tokens(self.server_url) or {}
+
+    def save_tokens(self, tokens: TokenSet) -> None:
+        """Save new tokens (no config entry is written, no reload)."""
+        self.store.save_tokens(self.server_url, tokens.as_dict(), self.epoch)
+
+    def room_param(self) -> str | None:
+        """Return the room-channel parameter this server accepted."""
+        return self.store.room_param(self.server_url)
+
+    def save_room_param(self, param: str) -> None:
+        """Remember which room-channel parameter Circle accepted."""
+        self.store.save_room_param(self.server_url, param, self.epoch)
 
 
 class RuntimeStore:

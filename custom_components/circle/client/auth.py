@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 import json
 import logging
-import time
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from .errors import (
@@ -28,6 +27,7 @@ from .errors import (
 )
 from .http import DEFAULT_TIMEOUT, error_message, request_json
 from .models import as_id, parse_datetime
+from .renewal import RenewalSchedule
 from .supervisor import renewal_delay
 
 if TYPE_CHECKING:
@@ -48,8 +48,6 @@ DEFAULT_REMINT_MARGIN = timedelta(days=1)
 # already due (a clock ahead of Circle's, a garbage expiry), the spacing doubles up to the cap.
 MIN_REFRESH_INTERVAL: Final = 30.0
 MAX_REFRESH_SPACING: Final = 1800.0
-# However long a token claims to live, check again after this long.
-MAX_REFRESH_WAIT: Final = 12 * 3600.0
 DEFAULT_ACCESS_LIFETIME: Final = timedelta(hours=1)
 # Which bearer the refresh call wants is unconfirmed: the app token (Circle's Node SDK) or the
 # refresh token itself (a third-party SDK). Try both, remember what worked.
@@ -181,15 +179,13 @@ class CircleAuth:
         self._email = email
         self._tokens = tokens
         self.on_tokens = on_tokens
-        self._refresh_margin = refresh_margin
         self._remint_margin = remint_margin
         self._timeout = request_timeout
         self._lock = asyncio.Lock()
         self._refresh_bearer = REFRESH_BEARERS[0]
-        self._min_interval = min_refresh_interval
-        self._spacing = min_refresh_interval
-        self._last_renewal: float | None = None  # monotonic
-        self._was_early = False
+        self.schedule = RenewalSchedule(
+            refresh_margin, min_refresh_interval, MAX_REFRESH_SPACING
+        )
         self._renewed = asyncio.Event()  # set (then replaced) at every new token set
 
     def __repr__(self) -> str:
@@ -214,25 +210,9 @@ class CircleAuth:
         return self._member_id
 
     def seconds_until_refresh(self) -> float:
-        """How long until the access token should be renewed proactively (0: now).
-
-        Never less than the spacing since the last renewal: an expiry already inside the
-        margin (or in the past) means "renew now, then wait", never a loop.
-        """
-        if self._tokens is None:
-            return 0.0
-        try:
-            due = (
-                self._tokens.access_token_expires_at
-                - self._refresh_margin
-                - datetime.now(UTC)
-            ).total_seconds()
-        except OverflowError:
-            due = 0.0
-        due = min(due, MAX_REFRESH_WAIT)
-        if self._last_renewal is not None:
-            due = max(due, self._last_renewal + self._spacing - time.monotonic())
-        return max(0.0, due)
+        """How long until the access token should be renewed proactively (0: now)."""
+        tokens = self._tokens
+        return self.schedule.due_in(tokens.access_token_expires_at if tokens else None)
 
     def _needs_refresh(self) -> bool:
         return self.seconds_until_refresh() <= 0
@@ -278,23 +258,9 @@ class CircleAuth:
 
     def _store(self, tokens: TokenSet) -> TokenSet:
         self._tokens = tokens
-        self._last_renewal = time.monotonic()
+        self.schedule.renewed(tokens.access_token_expires_at)
         renewed, self._renewed = self._renewed, asyncio.Event()
         renewed.set()
-        try:
-            early = (
-                tokens.access_token_expires_at - self._refresh_margin
-                <= datetime.now(UTC)
-            )
-        except OverflowError:
-            early = True
-        # A fresh token already due: renew again only after a growing pause.
-        self._spacing = (
-            min(self._spacing * 2, MAX_REFRESH_SPACING)
-            if early and self._was_early
-            else self._min_interval
-        )
-        self._was_early = early
         if tokens.community_member_id is not None and self._member_id is None:
             self._member_id = tokens.community_member_id
         if self.on_tokens is not None:

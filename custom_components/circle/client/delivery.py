@@ -279,16 +279,7 @@ class DeliveryCore:
         """Start disconnected, with the saved ledger (None on a first start)."""
         self.member_id = member_id
         self.config = config or DeliveryConfig()
-        self.ledger = ledger or Ledger()
-        if ledger is None and ledger_lost:
-            # The store was initialised once and is gone now: do not take today's history
-            # as already seen; read back what fits in the window instead.
-            _LOGGER.warning(
-                "The record of delivered Circle messages was lost; messages of the last "
-                "%s are fetched again and may repeat",
-                self.config.backfill_window,
-            )
-            self.ledger.initialized = True
+        self.ledger = ledger if ledger is not None else self._lost_ledger(ledger_lost)
         self.outbox: list[Output] = []
         # Moved by `_move` only, along the table in `phases.py`.
         self.phase = Phase.DISCONNECTED
@@ -330,11 +321,27 @@ class DeliveryCore:
         self._verify_at: float | None = None
         self._last_verify = float("-inf")
         if rooms_complete:
-            # Rooms the saved ledger has and the listing lacks count as unlisted: restarts
-            # cannot pile them up.
-            for uuid in sorted(self.ledger.rooms() - set(self.rooms)):
-                if not self._admit(uuid):
-                    self.ledger.forget(uuid)
+            self._admit_ledger_rooms()
+
+    def _lost_ledger(self, lost: bool) -> Ledger:
+        """Return a new ledger; one whose store is gone reads back the window, with a warning."""
+        ledger = Ledger()
+        if lost:
+            # The store was initialised once and is gone now: do not take today's history
+            # as already seen; read back what fits in the window instead.
+            _LOGGER.warning(
+                "The record of delivered Circle messages was lost; messages of the last "
+                "%s are fetched again and may repeat",
+                self.config.backfill_window,
+            )
+            ledger.initialized = True
+        return ledger
+
+    def _admit_ledger_rooms(self) -> None:
+        """Rooms the saved ledger has and the listing lacks count as unlisted (bounded)."""
+        for uuid in sorted(self.ledger.rooms() - set(self.rooms)):
+            if not self._admit(uuid):
+                self.ledger.forget(uuid)
 
     # --- inputs: connection -------------------------------------------------------------
 

@@ -248,6 +248,24 @@ async def request_json(
         raise CircleConnectionError(
             f"Cannot reach Circle ({where}): {type(err).__name__}"
         ) from err
+    _raise_for_status(status, where, retry_after, location)
+    if unread is not None:
+        raise CircleApiError(f"Circle's answer is {unread} ({where})", status)
+    body, refused = parse_json_body(raw)
+    if not 200 <= status < 300:
+        # Redacted after decoding: an escaped or encoded echo is still the secret.
+        body = redact_value(body, secret_pattern(_secrets_of(headers, json_body)))
+    if refused is not None and 200 <= status < 300:
+        raise CircleApiError(f"Circle's answer is {refused} ({where})", status)
+    if status < 200:
+        raise CircleApiError(f"Circle answered {status} ({where})", status)
+    return status, body
+
+
+def _raise_for_status(
+    status: int, where: str, retry_after: str | None, location: str | None
+) -> None:
+    """Raise for a 429 (rate limit), a 5xx or a redirect: no answer to read."""
     if status == 429:
         delay = retry_after_seconds(retry_after)
         _LOGGER.debug("Circle answered 429 (%s); retry in %.0f s", where, delay)
@@ -265,17 +283,6 @@ async def request_json(
             f"Circle answered {status} ({where}) with a redirect to {_host(location)}, "
             "which is not followed: check the Circle server address"
         )
-    if unread is not None:
-        raise CircleApiError(f"Circle's answer is {unread} ({where})", status)
-    body, refused = parse_json_body(raw)
-    if not 200 <= status < 300:
-        # Redacted after decoding: an escaped or encoded echo is still the secret.
-        body = redact_value(body, secret_pattern(_secrets_of(headers, json_body)))
-    if refused is not None and 200 <= status < 300:
-        raise CircleApiError(f"Circle's answer is {refused} ({where})", status)
-    if status < 200:
-        raise CircleApiError(f"Circle answered {status} ({where})", status)
-    return status, body
 
 
 def _path(url: str) -> str:

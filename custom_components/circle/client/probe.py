@@ -39,7 +39,13 @@ from yarl import URL
 
 from .api import CircleMemberApi
 from .auth import AccessTokenProvider, CircleAuth, StaticAccessToken, decode_jwt_claims
-from .cable import CableOptions, CircleCable, ConnectionState, ConnectionStatus
+from .cable import (
+    CableOptions,
+    CircleCable,
+    ConnectionState,
+    ConnectionStatus,
+    Subscription,
+)
 from .errors import CircleError
 from .models import Channel, as_id
 from .probe_ext import check_server
@@ -288,58 +294,32 @@ async def _open_check_socket(
     emit: Emit,
 ) -> tuple[aiohttp.ClientWebSocketResponse | None, str | None]:
     """Try each Origin on the cable URL; return the socket and the Origin that worked."""
+    url = printable_url(cable_url)
     for origin in origins:
         headers = {"Authorization": f"Bearer {token}"}
         if origin:
             headers["Origin"] = origin
+        check = {"kind": "check", "check": "origin", "origin": _origin(origin)}
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
                 ws = await session.ws_connect(
                     cable_url, headers=headers, protocols=SUBPROTOCOLS, autoping=True
                 )
         except aiohttp.WSServerHandshakeError as err:
-            emit(
-                {
-                    "kind": "check",
-                    "check": "origin",
-                    "origin": _origin(origin),
-                    "ok": False,
-                    "status": err.status,
-                }
-            )
+            emit({**check, "ok": False, "status": err.status})
             if err.status == 404:
                 continue  # Rails' answer to an Origin that is not whitelisted
-            emit(
-                {
-                    "kind": "check",
-                    "check": "cable_url",
-                    "url": printable_url(cable_url),
-                    "ok": False,
-                }
-            )
+            emit({"kind": "check", "check": "cable_url", "url": url, "ok": False})
             return None, None
         except (aiohttp.ClientError, OSError, ValueError, TimeoutError) as err:
+            error = type(err).__name__
             emit(
-                {
-                    "kind": "check",
-                    "check": "cable_url",
-                    "url": printable_url(cable_url),
-                    "ok": False,
-                    "error": type(err).__name__,
-                }
+                {"kind": "check", "check": "cable_url", "url": url, "ok": False}
+                | {"error": error}
             )
             return None, None
-        emit(
-            {
-                "kind": "check",
-                "check": "cable_url",
-                "url": printable_url(cable_url),
-                "ok": True,
-            }
-        )
-        emit(
-            {"kind": "check", "check": "origin", "origin": _origin(origin), "ok": True}
-        )
+        emit({"kind": "check", "check": "cable_url", "url": url, "ok": True})
+        emit({**check, "ok": True})
         return ws, origin
     return None, None
 
@@ -396,70 +376,138 @@ async def _room_uuids(
     return [(room_id, uuids.get(room_id)) for room_id in rooms]
 
 
+async def _credentials(
+    session: aiohttp.ClientSession, args: argparse.Namespace, server: str
+) -> tuple[AccessTokenProvider, int, str] | int:
+    """Return the token source, the member id and the (HTTP) server; or an exit code."""
+    access_token = _env_or(ENV_ACCESS_TOKEN, args.access_token)
+    if access_token:
+        member_id = args.member_id
+        if member_id is None:
+            claims = decode_jwt_claims(access_token)
+            member_id = as_id(claims.get("community_member_id"))
+        if member_id is None:
+            _print({"kind": "error", "message": "an access token needs --member-id"})
+            return EXIT_USAGE
+        if not args.server and args.cable_url:
+            server = _http_url(args.cable_url)
+        return StaticAccessToken(access_token), member_id, server
+    app_token = _env_or(ENV_APP_TOKEN, args.app_token)
+    if not (app_token and (args.member_id is not None or args.email)):
+        message = f"give ${ENV_APP_TOKEN} (or --app-token) and --member-id or --email"
+        _print({"kind": "error", "message": message})
+        return EXIT_USAGE
+    auth = CircleAuth(
+        session, server, app_token, member_id=args.member_id, email=args.email
+    )
+    try:
+        await auth.async_get_access_token()
+    except CircleError as err:
+        _print({"kind": "error", "message": str(err)})
+        return EXIT_CONNECT if "connect" in type(err).__name__.lower() else EXIT_AUTH
+    return auth, auth.member_id or 0, server
+
+
+async def _check_server(
+    session: aiohttp.ClientSession,
+    cable_url: str,
+    token: str,
+    origin: str | None,
+    member_id: int,
+) -> dict[str, Any]:
+    """Which server, and whether it replays history and restores sessions."""
+    headers = {"Authorization": f"Bearer {token}"}
+    if origin:
+        headers["Origin"] = origin
+    channels = (Channel.NOTIFICATION, Channel.CHAT_ROOM, Channel.THREADS)
+    identifiers = {
+        c.value: identifier(c, community_member_id=member_id) for c in channels
+    }
+    return await check_server(session, cable_url, headers, identifiers, _print)
+
+
+class _Watch:
+    """Prints the cable's states, events and subscriptions; decides the exit code."""
+
+    def __init__(self, cable: CircleCable) -> None:
+        self.cable = cable
+        self.code = 0
+        self.connected = False
+        self.stopper = asyncio.Event()
+        cable.add_state_listener(self.on_state)
+        cable.add_event_listener(self.on_event)
+        cable.add_subscription_listener(self.on_subscription)
+
+    def on_state(self, status: ConnectionStatus) -> None:
+        _print({"kind": "state", "state": status.state.value, "reason": status.reason})
+        if status.state is ConnectionState.CONNECTED:
+            self.connected = True
+        if status.state is ConnectionState.AUTH_FAILED:
+            self.code = EXIT_AUTH
+            self.stopper.set()
+        elif (
+            status.state is ConnectionState.DISCONNECTED
+            and not self.connected
+            and self.cable.reconnects >= 2
+        ):
+            self.code = EXIT_CONNECT
+            self.stopper.set()
+
+    @staticmethod
+    def on_event(event: CableEvent) -> None:
+        _print(
+            {
+                "kind": "event",
+                "channel": event.channel,
+                "event": event.name,
+                "data": event.data,
+            }
+        )
+
+    @staticmethod
+    def on_subscription(sub: Subscription) -> None:
+        _print(
+            {"kind": "subscription", "channel": sub.channel, "state": sub.state.value}
+        )
+
+    async def run(self, seconds: float) -> None:
+        """Hold the cable for `seconds`, or until a verdict or a signal."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, self.stopper.set)
+        task = loop.create_task(self.cable.run())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopper.wait(), seconds)
+        await self.cable.stop()
+        await task
+
+
+async def _end_checks(
+    tasks: list[asyncio.Task[None]], ws: aiohttp.ClientWebSocketResponse | None
+) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    if ws is not None:
+        await ws.close()
+
+
 async def run(args: argparse.Namespace) -> int:
     """Connect, print checks, states and events, return the exit code."""
-    app_token = _env_or(ENV_APP_TOKEN, args.app_token)
-    access_token = _env_or(ENV_ACCESS_TOKEN, args.access_token)
     addresses = _addresses(args)
     if isinstance(addresses, str):
         _print({"kind": "error", "message": addresses})
         return EXIT_USAGE
     server, args.cable_url = addresses
     async with aiohttp.ClientSession() as session:
-        auth: AccessTokenProvider
-        if access_token:
-            member_id = args.member_id
-            if member_id is None:
-                member_id = as_id(
-                    decode_jwt_claims(access_token).get("community_member_id")
-                )
-            if member_id is None:
-                _print(
-                    {
-                        "kind": "error",
-                        "message": "an access token needs --member-id",
-                    }
-                )
-                return EXIT_USAGE
-            auth = StaticAccessToken(access_token)
-            cable_url = args.cable_url or cable_url_for(server)
-            if not args.server and args.cable_url:
-                server = _http_url(args.cable_url)
-        else:
-            if not (app_token and (args.member_id is not None or args.email)):
-                _print(
-                    {
-                        "kind": "error",
-                        "message": f"give ${ENV_APP_TOKEN} (or --app-token) and "
-                        "--member-id or --email",
-                    }
-                )
-                return EXIT_USAGE
-            circle_auth = CircleAuth(
-                session,
-                server,
-                app_token,
-                member_id=args.member_id,
-                email=args.email,
-            )
-            try:
-                await circle_auth.async_get_access_token()
-            except CircleError as err:
-                _print({"kind": "error", "message": str(err)})
-                return (
-                    EXIT_AUTH
-                    if "connect" not in type(err).__name__.lower()
-                    else EXIT_CONNECT
-                )
-            auth = circle_auth
-            member_id = circle_auth.member_id or 0
-            cable_url = args.cable_url or cable_url_for(server)
-        origins: list[str | None] = list(
-            dict.fromkeys(
-                [args.origin] if args.origin else [args.community, server, None]
-            )
-        )
-        origins = [o for o in origins if o] or [None]
+        found = await _credentials(session, args, server)
+        if isinstance(found, int):
+            return found
+        auth, member_id, server = found
+        cable_url = args.cable_url or cable_url_for(server)
+        candidates = [args.origin] if args.origin else [args.community, server, None]
+        origins = [o for o in dict.fromkeys(candidates) if o] or [None]
         try:
             token = await auth.async_get_access_token()
         except CircleError:
@@ -469,27 +517,11 @@ async def run(args: argparse.Namespace) -> int:
         )
         checker = _Checker(check_ws, _print) if check_ws is not None else None
         server_report: dict[str, Any] = {}
-        if check_ws is not None:
-            # Which server, and whether it replays history and restores sessions.
-            server_headers = {"Authorization": f"Bearer {token}"}
-            if origin:
-                server_headers["Origin"] = origin
-            server_report = await check_server(
-                session,
-                cable_url,
-                server_headers,
-                {
-                    channel.value: identifier(channel, community_member_id=member_id)
-                    for channel in (
-                        Channel.NOTIFICATION,
-                        Channel.CHAT_ROOM,
-                        Channel.THREADS,
-                    )
-                },
-                _print,
-            )
         check_tasks: list[asyncio.Task[None]] = []
         if checker is not None:
+            server_report = await _check_server(
+                session, cable_url, token, origin, member_id
+            )
             rooms = await _room_uuids(session, server, auth, args.room)
             check_tasks = [
                 asyncio.create_task(checker.read()),
@@ -504,61 +536,9 @@ async def run(args: argparse.Namespace) -> int:
             room_ids=args.room,
             options=CableOptions(),
         )
-        outcome: dict[str, Any] = {"code": 0, "connected": False}
-
-        def on_state(status: ConnectionStatus) -> None:
-            _print(
-                {"kind": "state", "state": status.state.value, "reason": status.reason}
-            )
-            if status.state is ConnectionState.CONNECTED:
-                outcome["connected"] = True
-            if status.state is ConnectionState.AUTH_FAILED:
-                outcome["code"] = EXIT_AUTH
-                stopper.set()
-            elif (
-                status.state is ConnectionState.DISCONNECTED
-                and not outcome["connected"]
-                and cable.reconnects >= 2
-            ):
-                outcome["code"] = EXIT_CONNECT
-                stopper.set()
-
-        def on_event(event: CableEvent) -> None:
-            _print(
-                {
-                    "kind": "event",
-                    "channel": event.channel,
-                    "event": event.name,
-                    "data": event.data,
-                }
-            )
-
-        cable.add_state_listener(on_state)
-        cable.add_event_listener(on_event)
-        cable.add_subscription_listener(
-            lambda sub: _print(
-                {
-                    "kind": "subscription",
-                    "channel": sub.channel,
-                    "state": sub.state.value,
-                }
-            )
-        )
-        stopper = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stopper.set)
-        task = loop.create_task(cable.run())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopper.wait(), args.seconds)
-        await cable.stop()
-        await task
-        for check_task in check_tasks:
-            check_task.cancel()
-        await asyncio.gather(*check_tasks, return_exceptions=True)
-        if check_ws is not None:
-            await check_ws.close()
+        watch = _Watch(cable)
+        await watch.run(args.seconds)
+        await _end_checks(check_tasks, check_ws)
         _print(
             {
                 "kind": "summary",
@@ -567,11 +547,11 @@ async def run(args: argparse.Namespace) -> int:
                 "room_params": checker.room_params if checker else {},
                 "envelopes": checker.shapes if checker else {},
                 "server": server_report,
-                "connected": outcome["connected"],
-                "exit": outcome["code"],
+                "connected": watch.connected,
+                "exit": watch.code,
             }
         )
-        return int(outcome["code"])
+        return watch.code
 
 
 def main(argv: list[str] | None = None) -> int:
