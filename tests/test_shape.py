@@ -21,9 +21,6 @@ ALLOWED = {
     # The frame fast path: every frame passes here, handled inline with locals because
     # calls cost per frame (docs/benchmarks.md measures it against its floor).
     "client/frames.py:read_frames",
-    # The delivery core: its ledger (ledger.py), ordering buffer (holds.py) and phases
-    # (phases.py) are out; the resync planner and the unread state are still inside.
-    "client/delivery.py:DeliveryCore",
 }
 
 

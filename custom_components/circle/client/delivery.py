@@ -19,8 +19,9 @@ The promise, and how it is kept:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import replace
+from datetime import timedelta
 import logging
 from typing import Any
 
@@ -46,7 +47,8 @@ from .delivery_io import (
     SyncStatus,
     UnreadState,
 )
-from .holds import REST_UNAVAILABLE, WAITING_FOR_BACKFILL, Held, HoldBuffer, room_key
+from .handover import Handover
+from .holds import REST_UNAVAILABLE, WAITING_FOR_BACKFILL, HoldBuffer
 from .ledger import Ledger
 from .models import (
     CableEvent,
@@ -91,6 +93,21 @@ __all__ = [
 _LOGGER = logging.getLogger(__name__)
 
 
+def _lost_ledger(lost: bool, window: timedelta | None) -> Ledger:
+    """Return a new ledger; one whose store is gone reads back the window, with a warning."""
+    ledger = Ledger()
+    if lost:
+        # The store was initialised once and is gone now: do not take today's history
+        # as already seen; read back what fits in the window instead.
+        _LOGGER.warning(
+            "The record of delivered Circle messages was lost; messages of the last "
+            "%s are fetched again and may repeat",
+            window,
+        )
+        ledger.initialized = True
+    return ledger
+
+
 class DeliveryCore:
     """The state machine of one member's delivery. Not thread-safe; one driver feeds it."""
 
@@ -108,7 +125,9 @@ class DeliveryCore:
         """Start disconnected, with the saved ledger (None on a first start)."""
         self.member_id = member_id
         self.config = config or DeliveryConfig()
-        self.ledger = ledger if ledger is not None else self._lost_ledger(ledger_lost)
+        if ledger is None:
+            ledger = _lost_ledger(ledger_lost, self.config.backfill_window)
+        self.ledger = ledger
         self.outbox: list[Output] = []
         # Moved by `_move` only, along the table in `phases.py`.
         self.phase = Phase.DISCONNECTED
@@ -118,7 +137,7 @@ class DeliveryCore:
         self.planner = ResyncPlanner(self)
         self.synced_rooms: set[str] = set()
         self.holds = HoldBuffer(self.config.hold_max, self.config.hold_max_messages)
-        self._recent: dict[Any, None] = {}
+        self.handover = Handover(self)
         self._grace_until: float | None = None
         if rooms_complete:
             self.unread.admit_ledger_rooms()
@@ -170,20 +189,6 @@ class DeliveryCore:
     def _unlisted(self) -> dict[str, None]:
         return self.unread.unlisted
 
-    def _lost_ledger(self, lost: bool) -> Ledger:
-        """Return a new ledger; one whose store is gone reads back the window, with a warning."""
-        ledger = Ledger()
-        if lost:
-            # The store was initialised once and is gone now: do not take today's history
-            # as already seen; read back what fits in the window instead.
-            _LOGGER.warning(
-                "The record of delivered Circle messages was lost; messages of the last "
-                "%s are fetched again and may repeat",
-                self.config.backfill_window,
-            )
-            ledger.initialized = True
-        return ledger
-
     # --- inputs: connection -------------------------------------------------------------
 
     def connected(self, now: float, subscriptions: Iterable[str]) -> None:
@@ -234,7 +239,7 @@ class DeliveryCore:
         self.planner.abandon()
         # What was held came from Circle before the verdict: it goes out, in arrival order.
         for held in self.holds.drop():
-            self._hand_over(held.name, held.message, backfilled=False)
+            self.handover.hand_over(held.name, held.message, backfilled=False)
         self._move(Input.AUTH_VERDICT)
         self._grace_until = None
         self.planner.stop()
@@ -282,7 +287,7 @@ class DeliveryCore:
             # These wait no longer; the watermark stays at the gap until the backfill has
             # run, so nothing missed is skipped (it comes late).
             for held in released:
-                self._hand_over(held.name, held.message, backfilled=False)
+                self.handover.hand_over(held.name, held.message, backfilled=False)
             self.planner.holds_released(now)
             self.show_holds()
         self.planner.tick(now)
@@ -308,7 +313,7 @@ class DeliveryCore:
                     uuid = self.unread.room_uuids.get(event.room_id)
                     if uuid is not None:
                         message = replace(message, chat_room_uuid=uuid)
-                self._on_message(now, event.name, message)
+                self.handover.on_message(now, event.name, message)
         elif kind is NotificationCountEvent:
             assert isinstance(event, NotificationCountEvent)
             if event.count != self.state.new_notifications_count:
@@ -317,7 +322,9 @@ class DeliveryCore:
         elif kind is NewNotificationEvent:
             assert isinstance(event, NewNotificationEvent)
             notification_id = event.notification.id
-            if notification_id is None or self._remember(("n", notification_id)):
+            if notification_id is None or self.handover.remember(
+                ("n", notification_id)
+            ):
                 self.outbox.append(DeliverNotification(event))
         elif kind is ChatRoomEvent:
             assert isinstance(event, ChatRoomEvent)
@@ -327,18 +334,7 @@ class DeliveryCore:
 
     def rooms_read(self, uuids: Iterable[str]) -> None:
         """Take rooms the member marked read from here (Circle's own event may follow)."""
-        state = self.state
-        read = set(uuids)
-        self.set_state(
-            replace(
-                state,
-                unread_rooms=state.unread_rooms - read,
-                unread_counts={
-                    uuid: 0 if uuid in read else count
-                    for uuid, count in state.unread_counts.items()
-                },
-            )
-        )
+        self.unread.rooms_read(uuids)
 
     def notifications_read(self) -> None:
         """Take a badge reset made from here."""
@@ -376,104 +372,6 @@ class DeliveryCore:
     def move(self, event: Input) -> None:
         """Take the table's transition for `event`: the parts move the phase through here."""
         self._move(event)
-
-    # --- internals: messages --------------------------------------------------------------
-
-    def _remember(self, key: Any) -> bool:
-        """Remember `key`; False when it was known already."""
-        recent = self._recent
-        if key in recent:
-            return False
-        recent[key] = None
-        if len(recent) > RECENT_KEYS:
-            self._recent = dict.fromkeys(list(recent)[len(recent) // 2 :])
-        return True
-
-    def _on_message(self, now: float, name: str, message: ChatMessage) -> None:
-        if name == NEW_MESSAGE:
-            self.unread.count(message)
-            if message.id in self._recent:
-                return
-            uuid = message.chat_room_uuid
-            if (
-                uuid
-                and message.parent_message_id is None
-                and self.ledger.handed_over(uuid, message.id)
-            ):
-                return
-        elif not self._remember((name, message.id, message.edited_at)):
-            return
-        if self.holds.wants(room_key(message)):
-            if name == NEW_MESSAGE:
-                self._recent[message.id] = None  # held: a second copy is a duplicate
-            released = self.holds.hold(now, name, message)
-            for held in released:
-                self._hand_over(held.name, held.message, backfilled=False)
-            self.show_holds()
-            return
-        self._hand_over(name, message, backfilled=False)
-
-    def _hand_over(self, name: str, message: ChatMessage, *, backfilled: bool) -> None:
-        """Deliver, then move the ledger: a message handed over is never handed again."""
-        self.outbox.append(Deliver(name, message, backfilled))
-        if name != NEW_MESSAGE:
-            return
-        self._remember(message.id)
-        uuid = message.chat_room_uuid
-        if not uuid or message.parent_message_id is not None:
-            return
-        if uuid not in self.unread.rooms and uuid not in self.unread.unlisted:
-            return  # dropped as one unlisted room too many: nothing kept for it
-        if (
-            self.phase is Phase.LIVE
-            and uuid in self.synced_rooms
-            and message.id <= self.unread.confirmed.get(uuid, 0)
-        ):
-            self.ledger.advance(uuid, message.id)
-        else:
-            # Beyond what REST confirmed: remembered by id, folded into the watermark once
-            # a listing confirms it.
-            self.ledger.record_above(uuid, message.id)
-        self.outbox.append(LedgerChanged())
-
-    def release(
-        self,
-        batch: list[tuple[int, int, str, ChatMessage, bool]],
-        marks: Iterable[tuple[str, int]] = (),
-        upto: Mapping[str, int] | None = None,
-    ) -> None:
-        """Hand over the backfilled and the held messages, in id order (then arrival).
-
-        `upto`: only the held messages up to the id each room was read back to (a room
-        not read: its watermark); the episode goes on.
-        """
-        held: list[Held]
-        if upto is None:
-            held = self.holds.take(self.holds.waiting)
-        else:
-            marks_now = self.ledger.watermarks
-            held = self.holds.take_upto(
-                lambda room: upto.get(room, marks_now.get(room, 0)), self.holds.waiting
-            )
-        held_ids = {h.message.id for h in held if h.name == NEW_MESSAGE}
-        items = [item for item in batch if item[0] not in held_ids]
-        items.extend((h.message.id, h.seq, h.name, h.message, False) for h in held)
-        items.sort(key=lambda item: (item[0], item[1]))
-        ledger = self.ledger
-        for message_id, _seq, name, message, backfilled in items:
-            if (
-                backfilled
-                and message.chat_room_uuid
-                and ledger.handed_over(message.chat_room_uuid, message_id)
-            ) or (backfilled and message_id in self._recent):
-                continue
-            self._hand_over(name, message, backfilled=backfilled)
-        advanced = False
-        for uuid, mark in marks:
-            ledger.advance(uuid, mark)
-            advanced = True
-        if advanced:
-            self.outbox.append(LedgerChanged())
 
     # --- outputs (the parts' too) ---------------------------------------------------------------
 

@@ -405,7 +405,7 @@ class ResyncPlanner:
         core.holds.waiting = failed
         # With one queued, what this one read goes out with the held messages up to it;
         # later ones wait for the queued read-back (it may find older ones missed).
-        core.release(batch, marks, upto=dict(marks) if queued else None)
+        core.handover.release(batch, marks, upto=dict(marks) if queued else None)
         if failed:
             # The rooms that could not be read back are tried again, the others are live.
             core.move(Input.ROOMS_FAILED)

@@ -61,6 +61,21 @@ class UnreadBook:
             if not self.admit(uuid):
                 ledger.forget(uuid)
 
+    def rooms_read(self, uuids: Iterable[str]) -> None:
+        """Take rooms the member marked read from here (Circle's own event may follow)."""
+        state = self.core.state
+        read = set(uuids)
+        self.core.set_state(
+            replace(
+                state,
+                unread_rooms=state.unread_rooms - read,
+                unread_counts={
+                    uuid: 0 if uuid in read else count
+                    for uuid, count in state.unread_counts.items()
+                },
+            )
+        )
+
     def _is_own(self, message: ChatMessage) -> bool:
         sender = message.sender
         member_id = self.core.member_id
