@@ -79,7 +79,9 @@ async def read_frames(sock: CableSocket) -> None:
 
     Measured (docs/benchmarks.md): the clock is read without the loop's Python wrapper when
     the loop keeps monotonic time; the rearming instant is a local; the event class picked
-    for the frame answers "is it a message?" without another `type()` call.
+    for the frame answers "is it a message?" without another `type()` call; the event's slots
+    are set without a call to `__init__`; the last route and class are reused when the
+    identifier and name compare equal (cheaper than hashing new strings).
     """
     text = aiohttp.WSMsgType.TEXT
     receive = sock.ws.receive
