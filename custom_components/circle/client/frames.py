@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from itertools import islice
 import json
 import logging
 import time
@@ -20,6 +21,7 @@ from .cable_socket import CableSocket, ServerDisconnect
 from .hub import CableHub
 from .models import CableEvent, EventName, MessageEvent
 from .protocol import EVENT_CLASSES
+from .subscriptions import Subscription
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -69,7 +71,7 @@ def _decode(msg: aiohttp.WSMessage, hub: CableHub) -> str | Literal[False] | Non
 
 def _trimmed(seen: dict[Any, None]) -> dict[Any, None]:
     """Keep the newest half of the delivered keys (in bulk: amortised O(1) per frame)."""
-    return dict.fromkeys(list(seen)[len(seen) // 2 :])
+    return dict.fromkeys(islice(seen, len(seen) // 2, None))
 
 
 async def read_frames(sock: CableSocket) -> None:
@@ -77,7 +79,9 @@ async def read_frames(sock: CableSocket) -> None:
 
     Measured (docs/benchmarks.md): the clock is read without the loop's Python wrapper when
     the loop keeps monotonic time; the rearming instant is a local; the event class picked
-    for the frame answers "is it a message?" without another `type()` call.
+    for the frame answers "is it a message?" without another `type()` call; the event's slots
+    are set without a call to `__init__`; the last route and class are reused when the
+    identifier and name compare equal (cheaper than hashing new strings).
     """
     text = aiohttp.WSMsgType.TEXT
     receive = sock.ws.receive
@@ -85,8 +89,18 @@ async def read_frames(sock: CableSocket) -> None:
     subs = sock.book.subs
     classes = _CLASSES
     message_event = MessageEvent
+    book = sock.book
     hub = sock.hub
     seen = hub.seen
+    seen_size = len(seen)
+    # The event classes keep CableEvent's __init__ (a test checks): set its slots here.
+    new = object.__new__
+    # The last routed identifier and its subscription, valid while the book's version holds.
+    last_ident: object = object()  # equal to no JSON value
+    last_sub = Subscription("", "")
+    version = book.version
+    last_name: object = last_ident  # the last event name and its class
+    last_cls: type[CableEvent] = message_event
     limits = sock.limits
     dedupe_size = limits.dedupe_size
     max_frame = limits.max_frame_size
@@ -123,13 +137,27 @@ async def read_frames(sock: CableSocket) -> None:
         try:
             # {"identifier": <ours>, "message": {"event": <known>, "data": {...}}}
             payload = frame["message"]
-            sub = subs[frame["identifier"]]
+            ident = frame["identifier"]
+            # Comparing with the last identifier is cheaper than hashing a new string.
+            if ident == last_ident and book.version == version:
+                sub = last_sub
+            else:
+                sub = last_sub = subs[ident]
+                last_ident, version = ident, book.version
             name = payload["event"]
             fields = payload["data"]
             if type(fields) is not dict:
                 raise TypeError  # noqa: TRY301 - to the tolerant path
-            cls = classes[name]
-            event = cls(sub.channel, name, fields, sub.room_id)
+            if name == last_name:  # cheaper than hashing the new name string
+                cls = last_cls
+            else:
+                cls = last_cls = classes[name]
+                last_name = name
+            event = new(cls)
+            event.channel = sub.channel
+            event.name = name
+            event.data = fields
+            event.room_id = sub.room_id
         except (KeyError, TypeError, IndexError):
             try:
                 event = sock.on_frame(frame)
@@ -159,8 +187,10 @@ async def read_frames(sock: CableSocket) -> None:
                 if key in seen:
                     continue
                 seen[key] = None
-                if len(seen) > dedupe_size:
+                seen_size += 1
+                if seen_size > dedupe_size:
                     seen = hub.seen = _trimmed(seen)
+                    seen_size = len(seen)
         for listener in hub.listeners:
             try:
                 listener(event)

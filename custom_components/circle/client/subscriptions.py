@@ -73,6 +73,8 @@ class SubscriptionBook:
         self.canonical: dict[str, Subscription] = {}
         # Room subscriptions given up on after a timeout, in case a late confirm comes.
         self.superseded: dict[str, Subscription] = {}
+        # Bumped on every change to `subs`: the frame path caches its last route.
+        self.version = 0
         for channel in MEMBER_CHANNELS:
             ident = identifier(channel, community_member_id=member_id)
             self.add(Subscription(ident, channel))
@@ -86,12 +88,14 @@ class SubscriptionBook:
     def add(self, sub: Subscription) -> None:
         """Keep `sub`, findable by its exact and its canonical identifier."""
         self.subs[sub.identifier] = sub
+        self.version += 1
         if (canonical := canonical_identifier(sub.identifier)) is not None:
             self.canonical[canonical] = sub
 
     def remove(self, sub: Subscription) -> None:
         """Forget `sub`."""
         self.subs.pop(sub.identifier, None)
+        self.version += 1
         self.canonical.pop(canonical_identifier(sub.identifier) or "", None)
 
     def lookup(self, ident: Any) -> Subscription | None:
