@@ -299,10 +299,13 @@ async def test_a_cable_waiting_for_a_token_wakes_when_one_comes(
     """A token renewed elsewhere (the refresher, a REST call) ends the wait at once."""
     options = replace(FAST_OPTIONS, renew_initial=30.0, renew_max=30.0)
     harness = harness_factory(options=options)
-    simulator.add_fault("mint", 503, count=1)
+    # Every mint fails until the test says so: no background renewal can end the wait
+    # before the test sees it.
+    simulator.add_fault("mint", 503, count=1_000)
     harness.start()
     await wait_for(lambda: harness.cable.status.reason == "token_unavailable")
     assert harness.cable.status.retry_in == 30.0
+    simulator.faults.clear()
     loop = asyncio.get_running_loop()
     renewed_at = loop.time()
     await harness.auth.async_get_access_token()  # e.g. the member API renewed it
