@@ -183,7 +183,7 @@ async def stack(session, simulator):
 
 
 def _live(stack: Stack) -> bool:
-    return stack.live() and stack.core._resync is None
+    return stack.live() and stack.core.planner.resync is None
 
 
 async def test_session_reads_the_room_back_over_rest_on_reject(stack, simulator):

@@ -42,9 +42,11 @@ def test_thousands_of_unlisted_rooms_keep_the_state_small() -> None:
         driver.event(live(100 + n, f"ghost-{n}"))
     core = driver.core
     assert len(driver.delivered) == 8000  # handed over, once each
-    assert set(core._unlisted) == {f"ghost-{n}" for n in range(UNLISTED_ROOMS_MAX)}
+    assert set(core.unread.unlisted) == {
+        f"ghost-{n}" for n in range(UNLISTED_ROOMS_MAX)
+    }
     assert len(core.state.unread_rooms) <= UNLISTED_ROOMS_MAX + 1
-    assert len(core._counted) <= UNLISTED_ROOMS_MAX + 1
+    assert len(core.unread.counted) <= UNLISTED_ROOMS_MAX + 1
     assert len(core.ledger.rooms()) <= UNLISTED_ROOMS_MAX + 1
     assert len(json.dumps(core.ledger.as_dict())) < 4096
     # Two complete listings without them: only the listed room is left.
@@ -53,7 +55,7 @@ def test_thousands_of_unlisted_rooms_keep_the_state_small() -> None:
         driver.tick(60.0)
         driver.answer_snapshot(room("a", 10))
     assert core.ledger.rooms() <= {"a"}
-    assert set(core._counted) == {"a"}
+    assert set(core.unread.counted) == {"a"}
 
 
 def test_room_events_for_unknown_rooms_keep_no_names() -> None:

@@ -281,7 +281,7 @@ def test_retry_after_is_clamped(retry_after: float, low: float, high: float) -> 
     driver.core.read_failed(
         driver.now, request, FailureKind.RATE_LIMITED, "rate_limited", retry_after
     )
-    deadline = driver.core._retry_at
+    deadline = driver.core.planner.retry_at
     assert deadline is not None and low <= deadline - driver.now <= high
 
 
@@ -295,7 +295,7 @@ def test_retries_start_fast_and_back_off() -> None:
         request = driver.snapshot_id()
         driver.fetches.clear()
         driver.core.read_failed(driver.now, request, FailureKind.TEMPORARY, "503")
-        deadline = driver.core._retry_at
+        deadline = driver.core.planner.retry_at
         assert deadline is not None
         waits.append(deadline - driver.now)
         driver.tick(deadline - driver.now)
@@ -514,7 +514,7 @@ def test_a_snapshot_taken_after_every_reread_is_checked_again_later() -> None:
         driver.core.snapshot_read(driver.now, request, Snapshot(4, frozenset(), ()))
         driver.drain()
     assert driver.core.phase is Phase.LIVE
-    verify_at = driver.core._verify_at
+    verify_at = driver.core.planner.verify_at
     assert verify_at is not None
     driver.tick(verify_at - driver.now)
     driver.answer_snapshot(count=5)
@@ -591,7 +591,7 @@ def _fail_everything(driver: Driver, kind: FailureKind = FailureKind.TEMPORARY) 
 
 def _retry(driver: Driver) -> float:
     """Let time pass as a driver does (to each deadline) until the retry fired."""
-    deadline = driver.core._retry_at
+    deadline = driver.core.planner.retry_at
     assert deadline is not None
     start = driver.now
     while driver.now < deadline:
@@ -680,7 +680,7 @@ def test_a_retry_after_is_never_cut_short_by_the_last_try() -> None:
     driver.core.read_failed(
         driver.now, request, FailureKind.RATE_LIMITED, "rate_limited", 20.0
     )
-    assert driver.core._retry_at == driver.now + 20.0
+    assert driver.core.planner.retry_at == driver.now + 20.0
 
 
 def test_a_full_hold_goes_out_in_arrival_order_and_the_log_says_so_once(

@@ -409,7 +409,9 @@ class DeliveryMachine(RuleBasedStateMachine):
         core as a fresh confirmation, again and again. The read-back under way goes on and
         at most one more follows it."""
         resyncs, reading = self.core.resyncs, dict(self.fetches)
-        running = self.core._resync is not None and not self.core._resync.verify
+        running = (
+            self.core.planner.resync is not None and not self.core.planner.resync.verify
+        )
         for _ in range(times):
             self.core.subscription(self.now, "chats", "pending")
             self.core.subscription(self.now, "chats", "confirmed")
@@ -660,8 +662,8 @@ class DeliveryMachine(RuleBasedStateMachine):
         """Whatever ids the server sends: bounded state, no watermark past Circle's ids."""
         core = self.core
         real = set(self.rooms)
-        assert len(core._unlisted) <= UNLISTED_ROOMS_MAX
-        assert len(set(core._counted) - real) <= UNLISTED_ROOMS_MAX
+        assert len(core.unread.unlisted) <= UNLISTED_ROOMS_MAX
+        assert len(set(core.unread.counted) - real) <= UNLISTED_ROOMS_MAX
         assert len(core.ledger.rooms() - real) <= UNLISTED_ROOMS_MAX
         assert len(core.state.unread_rooms - real) <= UNLISTED_ROOMS_MAX
         assert len(set(core.rooms) - real) <= UNLISTED_ROOMS_MAX
@@ -696,8 +698,10 @@ class DeliveryMachine(RuleBasedStateMachine):
                 self._answer(min(self.fetches), "ok")
             elif self.core.phase is not Phase.LIVE or not self.core.status.synced:
                 self._advance(self.now + 400.0)  # past any retry
-            elif self.core._verify_at is not None:
-                self._advance(max(self.now, self.core._verify_at))  # counts read again
+            elif self.core.planner.verify_at is not None:
+                self._advance(
+                    max(self.now, self.core.planner.verify_at)
+                )  # counts read again
             else:
                 break
         if self.hostile:

@@ -29,7 +29,7 @@ def test_a_429_while_resyncing_stays_syncing_with_a_retry() -> None:
         driver.now, request, FailureKind.RATE_LIMITED, "rate_limited", 3.0
     )
     assert driver.core.phase is Phase.SYNCING
-    assert driver.core._retry_at == 3.0
+    assert driver.core.planner.retry_at == 3.0
 
 
 @pytest.mark.parametrize(

@@ -419,7 +419,7 @@ async def test_update_entity_asks_the_core_and_a_failing_read_keeps_values(
     assert coordinator.last_update_success
     assert state(hass, NOTIFICATIONS) != STATE_UNAVAILABLE
     assert len(simulator.requests) == requests  # the read comes later, spaced
-    assert coordinator.session.core._verify_at is not None
+    assert coordinator.session.core.planner.verify_at is not None
 
 
 async def test_options_change_reloads_but_token_change_does_not(

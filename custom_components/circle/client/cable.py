@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 import logging
 from typing import Final
 
@@ -110,15 +110,7 @@ class CableOptions:
 
     def timing(self) -> Timing:
         """Return the supervisor's share of these settings."""
-        return Timing(
-            backoff_initial=self.backoff_initial,
-            backoff_max=self.backoff_max,
-            renew_initial=self.renew_initial,
-            renew_max=self.renew_max,
-            origin_retry_initial=self.origin_retry_initial,
-            origin_retry_max=self.origin_retry_max,
-            stable_after=self.stable_after,
-        )
+        return Timing(**{f.name: getattr(self, f.name) for f in fields(Timing)})
 
     def limits(self) -> SocketLimits:
         """Return one connection's share of these settings."""

@@ -29,6 +29,7 @@ from .protocol import (
 from .reliable import Fallback, ReliableStreams
 from .subscriptions import Subscription, SubscriptionBook, SubscriptionState, answer_due
 from .supervisor import CableState, CableSupervisor
+from .waiting import wait_first
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -133,18 +134,9 @@ class CableSocket:
             if self.welcomed:
                 wake = await self._retry_subscriptions(loop.time())
             kick.clear()
-            waiters = [
-                asyncio.ensure_future(stale.wait()),
-                asyncio.ensure_future(kick.wait()),  # a subscribe sent: time it out
-            ]
             timeout = None if wake == float("inf") else max(0.01, wake - loop.time())
-            try:
-                await asyncio.wait(
-                    waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-                )
-            finally:
-                for waiter in waiters:
-                    waiter.cancel()
+            # a subscribe sent (kick) is timed out by the next turn
+            await wait_first((stale.wait(), kick.wait()), timeout)
         idle = loop.time() - self.last_frame
         _LOGGER.debug("No cable frame for %.1f s: reconnecting", idle)
         return "stale"

@@ -7,6 +7,7 @@ token API or the member API answered, and keeps the error behind an authenticati
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 import contextlib
 import logging
 from typing import Any
@@ -23,6 +24,7 @@ from .errors import (
 from .hub import CableHub
 from .supervisor import CableState, CableSupervisor, Step, StepKind, TokenVerdict
 from .tokencheck import TokenCheck
+from .waiting import wait_first
 
 _LOGGER = logging.getLogger(__name__.rpartition(".")[0] + ".cable")
 
@@ -96,17 +98,10 @@ class CableToken:
 
     async def wait(self, delay: float, *, for_token: bool) -> None:
         """Sleep `delay`, or less: until stop(), or (waiting for a token) until one comes."""
-        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._stop.wait())]
+        waits: list[Awaitable[Any]] = [self._stop.wait()]
         if for_token and isinstance(self.auth, CircleAuth):
-            waits.append(asyncio.ensure_future(self.auth.async_wait_renewed()))
-        try:
-            await asyncio.wait(
-                waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            for waiter in waits:
-                waiter.cancel()
-            await asyncio.gather(*waits, return_exceptions=True)
+            waits.append(self.auth.async_wait_renewed())
+        await wait_first(waits, delay)
 
     def start_refresher(self) -> asyncio.Task[None] | None:
         """Keep a `CircleAuth` token fresh ahead of expiry until stop()."""

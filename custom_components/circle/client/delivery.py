@@ -60,7 +60,7 @@ from .models import (
     NotificationCountEvent,
 )
 from .phases import IllegalTransitionError, Input, Phase, next_phase
-from .resync import ResyncPlanner, _Resync
+from .resync import ResyncPlanner
 from .unread import UnreadBook
 
 __all__ = [
@@ -168,26 +168,6 @@ class DeliveryCore:
     def failures(self) -> int:
         """Read-backs that failed."""
         return self.planner.failures
-
-    @property
-    def _resync(self) -> _Resync | None:
-        return self.planner.resync
-
-    @property
-    def _retry_at(self) -> float | None:
-        return self.planner.retry_at
-
-    @property
-    def _verify_at(self) -> float | None:
-        return self.planner.verify_at
-
-    @property
-    def _counted(self) -> dict[str, int]:
-        return self.unread.counted
-
-    @property
-    def _unlisted(self) -> dict[str, None]:
-        return self.unread.unlisted
 
     # --- inputs: connection -------------------------------------------------------------
 
