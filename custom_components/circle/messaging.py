@@ -66,7 +66,8 @@ class SentTracker:
             self._waiting.pop(creation_uuid, None)
 
 
-def _invalid(key: str, **placeholders: Any) -> ServiceValidationError:
+def invalid_input(key: str, **placeholders: Any) -> ServiceValidationError:
+    """Return the translated validation error `key` (actions and the notify entity)."""
     return ServiceValidationError(
         translation_domain=DOMAIN,
         translation_key=key,
@@ -79,16 +80,18 @@ def compose(message: str, title: str | None = None) -> str:
     text = message.strip()
     if title is not None and (title := title.strip()):
         if len(title) > MAX_TITLE_CHARS or "\n" in title:
-            raise _invalid("title_too_long", max=MAX_TITLE_CHARS)
+            raise invalid_input("title_too_long", max=MAX_TITLE_CHARS)
         text = f"{title}\n{text}" if text else title
     if not text:
-        raise _invalid("empty_message")
+        raise invalid_input("empty_message")
     if len(text) > MAX_MESSAGE_CHARS:
-        raise _invalid("message_too_long", length=len(text), max=MAX_MESSAGE_CHARS)
+        raise invalid_input("message_too_long", length=len(text), max=MAX_MESSAGE_CHARS)
     if (size := len(text.encode())) > MAX_MESSAGE_BYTES:
-        raise _invalid("message_too_large", size=size, max=MAX_MESSAGE_BYTES)
+        raise invalid_input("message_too_large", size=size, max=MAX_MESSAGE_BYTES)
     if (lines := text.count("\n") + 1) > MAX_MESSAGE_LINES:
-        raise _invalid("message_too_many_lines", lines=lines, max=MAX_MESSAGE_LINES)
+        raise invalid_input(
+            "message_too_many_lines", lines=lines, max=MAX_MESSAGE_LINES
+        )
     return text
 
 

@@ -24,7 +24,6 @@ from homeassistant.core import (
     ServiceResponse,
     SupportsResponse,
 )
-from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import (
     config_validation as cv,
     device_registry as dr,
@@ -36,7 +35,13 @@ from .compat import async_get_device_by_identifier, async_referenced, vol
 from .const import DOMAIN
 from .coordinator import CircleConfigEntry, CircleCoordinator
 from .device import room_identifier, room_uuid_of
-from .messaging import async_check_sender, async_send, circle_call, compose
+from .messaging import (
+    async_check_sender,
+    async_send,
+    circle_call,
+    compose,
+    invalid_input,
+)
 from .rooms import room_response
 
 ATTR_CONFIG_ENTRY_ID = "config_entry_id"
@@ -84,14 +89,6 @@ GET_UNREAD_SCHEMA = vol.Schema(
 )
 
 
-def _invalid(key: str, **placeholders: str) -> ServiceValidationError:
-    return ServiceValidationError(
-        translation_domain=DOMAIN,
-        translation_key=key,
-        translation_placeholders=placeholders,
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class RoomTarget:
     """A targeted room: its account and its uuid."""
@@ -103,9 +100,9 @@ class RoomTarget:
 def _loaded(hass: HomeAssistant, entry_id: str) -> CircleCoordinator:
     entry: CircleConfigEntry | None = hass.config_entries.async_get_entry(entry_id)
     if entry is None or entry.domain != DOMAIN:
-        raise _invalid("entry_not_found")
+        raise invalid_input("entry_not_found")
     if entry.state is not ConfigEntryState.LOADED:
-        raise _invalid("entry_not_loaded", title=entry.title)
+        raise invalid_input("entry_not_loaded", title=entry.title)
     return entry.runtime_data
 
 
@@ -125,10 +122,10 @@ def _room_of_device(
             if uuid in coordinator.data.unread_counts:
                 return RoomTarget(coordinator, uuid)
             if named:
-                raise _invalid("room_gone", target=shown)
+                raise invalid_input("room_gone", target=shown)
             return None
     if named:
-        raise _invalid("room_not_found", target=shown)
+        raise invalid_input("room_not_found", target=shown)
     return None
 
 
@@ -141,7 +138,7 @@ def _has_target(call: ServiceCall) -> bool:
     given = [key for key in TARGET_KEYS if key in call.data]
     values = [call.data[key] for key in given]
     if given and all(v in (None, [], "", ENTITY_MATCH_NONE) for v in values):
-        raise _invalid("empty_target")
+        raise invalid_input("empty_target")
     return bool(given)
 
 
@@ -159,19 +156,19 @@ def _rooms(hass: HomeAssistant, call: ServiceCall) -> list[RoomTarget]:
         entity = registry.async_get(entity_id)
         if entity is None or entity.platform != DOMAIN or entity.device_id is None:
             if named:
-                raise _invalid("room_not_found", target=entity_id)
+                raise invalid_input("room_not_found", target=entity_id)
             continue
         found.append(_room_of_device(hass, entity.device_id, entity_id, named))
     targets = list(dict.fromkeys(t for t in found if t is not None))
     if not targets:
-        raise _invalid("no_room_in_target")
+        raise invalid_input("no_room_in_target")
     return targets
 
 
 def _one_room(hass: HomeAssistant, call: ServiceCall) -> RoomTarget:
     rooms = _rooms(hass, call) if _has_target(call) else []
     if len(rooms) != 1:
-        raise _invalid("one_room", count=str(len(rooms)))
+        raise invalid_input("one_room", count=str(len(rooms)))
     return rooms[0]
 
 
@@ -181,7 +178,7 @@ def _account(hass: HomeAssistant, call: ServiceCall) -> CircleCoordinator:
         return _loaded(hass, entry_id)
     loaded = hass.config_entries.async_loaded_entries(DOMAIN)
     if len(loaded) != 1:
-        raise _invalid("account_required")
+        raise invalid_input("account_required")
     coordinator: CircleCoordinator = loaded[0].runtime_data
     return coordinator
 
@@ -214,7 +211,7 @@ async def _mark_read(call: ServiceCall) -> None:
     """Mark the targeted rooms read; without a target, every unread room of the account."""
     if _has_target(call):
         if ATTR_CONFIG_ENTRY_ID in call.data:
-            raise _invalid("target_and_account")
+            raise invalid_input("target_and_account")
         rooms = _rooms(call.hass, call)
     else:
         coordinator = _account(call.hass, call)
