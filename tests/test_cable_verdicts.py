@@ -259,12 +259,8 @@ async def test_idle_watchdog_never_wakes_while_frames_flow(
 
     And a silent socket is still called stale between `stale_after` and 9/8 of it.
     """
-    harness = harness_factory()
-    harness.start()
-    await harness.ready()
-    await asyncio.sleep(0.3)
-    cable = harness.cable
     calls = {"deadline": 0, "subscriptions": 0}
+    next_wakes: list[float] = []
     on_deadline, retry = CableSocket._on_deadline, CableSocket._retry_subscriptions
 
     def counting_deadline(sock: CableSocket) -> None:
@@ -273,11 +269,19 @@ async def test_idle_watchdog_never_wakes_while_frames_flow(
 
     async def counting_retry(sock: CableSocket, now: float) -> float:
         calls["subscriptions"] += 1
-        return await retry(sock, now)
+        next_wakes.append(await retry(sock, now))
+        return next_wakes[-1]
 
     # Patched on the class: the live socket's bound methods (its timer) look them up there.
     monkeypatch.setattr(CableSocket, "_on_deadline", counting_deadline)
     monkeypatch.setattr(CableSocket, "_retry_subscriptions", counting_retry)
+    harness = harness_factory()
+    harness.start()
+    await harness.ready()
+    cable = harness.cable
+    # Settled: the watchdog's last turn found no subscribe left to time out.
+    await wait_for(lambda: bool(next_wakes) and next_wakes[-1] == float("inf"))
+    calls.update(deadline=0, subscriptions=0)
     await asyncio.sleep(6 * FAST_OPTIONS.stale_after)  # pings every 0.2 s
     assert calls == {"deadline": 0, "subscriptions": 0}  # was 8 wakes per period
     assert harness.connected_count() == 1
