@@ -408,10 +408,11 @@ async def test_reauth(hass, simulator) -> None:
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reauth_successful"
     assert entry.data["app_token"] == simulator.app_token
+    await hass.async_block_till_done()  # the reload it scheduled migrates the entry to 3.1
+    assert entry.version == 3
     assert "tokens" not in entry.data
     runtime = await async_get_runtime_store(hass, entry.entry_id)
     assert runtime.tokens(simulator.url)["access_token"] in simulator.access_tokens
-    await hass.async_block_till_done()
 
 
 async def test_reauth_uses_the_server_not_the_community(hass, simulator) -> None:
