@@ -14,8 +14,10 @@ from custom_components.circle.client.probe import (
     envelope_shape,
     run,
 )
+from tests.conftest import wait_for
 from tests.simulator import SimConfig
 from tests.simulator.anycable import VERSION
+from tests.simulator.model import notification_stream, room_stream
 
 
 @pytest.fixture(autouse=True)
@@ -38,6 +40,11 @@ def checks(out: list[dict], name: str) -> list[dict]:
     return [o for o in out if o["kind"] == "check" and o["check"] == name]
 
 
+def holding(simulator, stream: str) -> int:
+    """How many of the simulator's sockets are subscribed to `stream`."""
+    return sum(stream in c.subscriptions.values() for c in simulator.connections)
+
+
 async def test_probe_with_app_token_prints_states_and_events(simulator, capsys) -> None:
     args = build_parser().parse_args(
         [
@@ -54,11 +61,13 @@ async def test_probe_with_app_token_prints_states_and_events(simulator, capsys) 
         ]
     )
 
+    space = simulator.seeded["space"]
+
     async def traffic() -> None:
-        await asyncio.sleep(0.5)
-        simulator.community.post_message(
-            simulator.seeded["space"], simulator.seeded["ada"].id, "probe me"
-        )
+        # Once the probe's cable holds the room (the check socket holds it too): a fixed
+        # wait raced the probe's checks, run before its cable connects.
+        await wait_for(lambda: holding(simulator, room_stream(space.id)) >= 2)
+        simulator.community.post_message(space, simulator.seeded["ada"].id, "probe me")
 
     task = asyncio.get_running_loop().create_task(traffic())
     assert await run(args) == 0
@@ -145,7 +154,14 @@ async def test_probe_reports_room_param_origin_and_envelope_fallbacks(
     room = simulator.seeded["group"]
 
     async def traffic() -> None:
-        await asyncio.sleep(0.3)
+        # Once the check socket has subscribed (it reads the envelope): every socket open
+        # holds the notifications, the check socket's among them (it is open first and
+        # last). A fixed wait raced the probe's checks.
+        await wait_for(
+            lambda: len(simulator.connections) >= 2
+            and holding(simulator, notification_stream(42))
+            == len(simulator.connections)
+        )
         simulator.community.notify(42)
 
     task = asyncio.get_running_loop().create_task(traffic())
