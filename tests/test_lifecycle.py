@@ -238,7 +238,9 @@ async def test_a_failing_revocation_never_blocks_removal(
     fault: str,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    monkeypatch.setattr("custom_components.circle.revocation.REVOKE_TIMEOUT", 0.3)
+    # Well above the bound below, so a removal that awaited the revocation fails; the bound
+    # leaves room for the unload itself (the cable's close alone may wait close_timeout).
+    monkeypatch.setattr("custom_components.circle.revocation.REVOKE_TIMEOUT", 2.0)
     entry = await setup(hass, simulator)
     tokens = entry.runtime_data.auth.tokens
     if fault == "error":
@@ -248,7 +250,7 @@ async def test_a_failing_revocation_never_blocks_removal(
     loop = asyncio.get_running_loop()
     started = loop.time()
     assert await hass.config_entries.async_remove(entry.entry_id)
-    assert loop.time() - started < 0.25
+    assert loop.time() - started < 1.0
     assert hass.config_entries.async_get_entry(entry.entry_id) is None
     await wait_for(lambda: "Could not revoke the old Circle tokens" in caplog.text)
     ours = "\n".join(
