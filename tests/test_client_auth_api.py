@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 import dataclasses
 from datetime import UTC, datetime, timedelta
 import logging
@@ -25,6 +26,7 @@ from custom_components.circle.client import (
 )
 from custom_components.circle.client.auth import decode_jwt_claims
 from custom_components.circle.client.http import retry_after_seconds
+from tests.conftest import wait_for
 from tests.simulator import SimConfig
 
 
@@ -448,10 +450,19 @@ def _refreshes(simulator) -> int:
     )
 
 
-async def _run_refresher(auth: CircleAuth, seconds: float) -> None:
+async def _run_refresher(
+    auth: CircleAuth, seconds: float, until: Callable[[], bool] | None = None
+) -> None:
+    """Run the refresher for `seconds`, then on until `until()` holds (the passes it needs).
+
+    The passes are at least 1 s apart, but each also waits for the simulator: under load a
+    pass due just inside `seconds` can come just after it.
+    """
     stop = asyncio.Event()
     task = asyncio.get_running_loop().create_task(auth.async_run_refresher(stop))
     await asyncio.sleep(seconds)
+    if until is not None:
+        await wait_for(until)
     stop.set()
     await asyncio.wait_for(task, 2)
 
@@ -474,7 +485,7 @@ async def test_refresher_never_storms_on_an_expiry_already_due(
 async def test_renewals_of_tokens_already_due_back_off(session, simulator) -> None:
     simulator.config.access_ttl = -3600.0
     auth, saved = make_auth(session, simulator, min_refresh_interval=0.1)
-    await _run_refresher(auth, 1.6)
+    await _run_refresher(auth, 1.6, until=lambda: len(saved) >= 2)
     # At least a second between passes, and the spacing doubles: a handful, not thousands.
     assert 2 <= len(saved) <= 3
     assert auth.schedule.spacing >= 0.2
@@ -552,7 +563,7 @@ async def test_failed_renewals_are_retried_fast_then_spaced_after_success(
         0.0  # the renewed token is due at once: spacing decides
     )
     simulator.add_fault("refresh", status, count=3, retry_after=retry_after)
-    await _run_refresher(auth, 3.6)
+    await _run_refresher(auth, 3.6, until=lambda: len(saved) == 2)
     assert chosen == expected
     assert len(saved) == 2  # the fourth attempt worked
     assert 29 <= auth.seconds_until_refresh() <= 30  # now the spacing applies
