@@ -156,7 +156,7 @@ async def test_held_messages_are_released_when_the_backfill_cannot_run(
     assert (state.attributes["held_rooms"], state.attributes["held_messages"]) == (1, 1)
     since = dt_util.parse_datetime(state.attributes["held_since"])
     assert since is not None and abs((dt_util.utcnow() - since).total_seconds()) < 5
-    await wait_for(lambda: len(events) == 1, timeout=3)
+    await wait_for(lambda: len(events) == 1)
     assert events[0].data["text"] == "held back" and not events[0].data["backfilled"]
     # The watermark still marks the start of the gap until a backfill has really run.
     assert core.ledger.watermarks[s["dm"].uuid] == mark

@@ -224,7 +224,7 @@ async def test_unanswered_subscriptions_time_out_and_are_retried(
     harness.start()
     await wait_for(lambda: any(s.state == "unanswered" for s in harness.sub_changes))
     simulator.config.subscriptions = "normal"
-    await wait_for(harness.all_confirmed, timeout=5)
+    await wait_for(harness.all_confirmed)
     sent = [json.loads(f) for f in simulator.connections[0].received]
     assert len(sent) > 3  # the three subscribes were sent again
 
@@ -506,7 +506,7 @@ async def test_stays_up_across_token_refresh(
     )
     harness.start()
     await harness.ready()
-    await wait_for(lambda: len(harness.saved_tokens) >= 3, timeout=5)
+    await wait_for(lambda: len(harness.saved_tokens) >= 3)
     assert harness.connected_count() == 1
     refreshes = [r for r in simulator.requests if r["path"].endswith("/refresh")]
     assert refreshes and all(r["bearer"] == "app_token" for r in refreshes)
@@ -747,7 +747,6 @@ async def test_a_room_subscription_confirmed_late_is_taken_back(
             s.room_id == space.id and s.state == "confirmed"
             for s in harness.cable.subscriptions
         ),
-        timeout=5,
     )
     room = [s for s in harness.cable.subscriptions if s.room_id == space.id]
     assert [s.param for s in room] == ["chat_room_id"]

@@ -174,7 +174,6 @@ async def test_nothing_lost_nothing_doubled(
         lambda: hass.states.get(NOTIFICATIONS).state
         == str(truth.members[42].new_notifications_count)
         and hass.states.get(CHATS).state == str(len(truth.unread_rooms(42))),
-        timeout=5,
     )
     if fault not in ("bad_frames",):
         assert entry.runtime_data.cable.reconnects >= 1 or fault == "ha_restart"
@@ -192,9 +191,7 @@ async def test_app_token_revoked_during_traffic_asks_for_reauth(
     simulator.revoke_tokens("refresh")
     simulator.revoke_tokens("access")
     simulator.drop_connections()
-    await wait_for(
-        lambda: hass.config_entries.flow.async_progress_by_handler(DOMAIN), timeout=5
-    )
+    await wait_for(lambda: hass.config_entries.flow.async_progress_by_handler(DOMAIN))
     await traffic.stop()
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert flows[0]["context"]["source"] == "reauth"

@@ -64,7 +64,6 @@ async def test_every_hostile_frame_through_the_live_integration(
             lambda rx=rx, reconnects=reconnects: coordinator.cable.frames_received
             >= rx + 2
             or coordinator.reconnects > reconnects,
-            timeout=5,
         )
         if (
             coordinator.reconnects > reconnects
@@ -108,7 +107,7 @@ async def test_no_secret_anywhere_at_debug_level(
     coordinator = entry.runtime_data
     first = coordinator.auth.tokens.access_token
     # A refresh, a reconnect, a rejected subscription's repair issue.
-    await wait_for(lambda: coordinator.auth.tokens.access_token != first, timeout=8)
+    await wait_for(lambda: coordinator.auth.tokens.access_token != first)
     simulator.drop_connections()
     await wait_for(lambda: coordinator.reconnects >= 1)
     await connected(hass, entry)

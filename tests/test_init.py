@@ -204,7 +204,6 @@ async def test_reconnect_resyncs_what_was_missed(hass, simulator) -> None:
     simulator.community.post_message(s["dm"], s["ada"].id, "missed")
     await wait_for(
         lambda: state(hass, NOTIFICATIONS) == "2" and state(hass, CHATS) == "1",
-        timeout=5,
     )
     assert entry.runtime_data.cable.reconnects >= 1
 
@@ -233,9 +232,7 @@ async def test_token_refresh_keeps_the_cable_and_the_entry(
     )
     seen = {stored_tokens(entry)["access_token"]}
     for _ in range(3):  # several renewals: every one stored, none in the entry
-        await wait_for(
-            lambda: stored_tokens(entry)["access_token"] not in seen, timeout=5
-        )
+        await wait_for(lambda: stored_tokens(entry)["access_token"] not in seen)
         seen.add(stored_tokens(entry)["access_token"])
     assert updates == []
     assert dict(entry.data) == data
@@ -276,7 +273,7 @@ async def test_availability_grace_period(hass, simulator, short_grace) -> None:
     await wait_for(lambda: state(hass, NOTIFICATIONS) == STATE_UNAVAILABLE)
     assert state(hass, CONNECTION) == STATE_OFF
     simulator.config.allowed_origins = {simulator.origin}
-    await wait_for(lambda: state(hass, NOTIFICATIONS) == "0", timeout=5)
+    await wait_for(lambda: state(hass, NOTIFICATIONS) == "0")
     assert issues.async_get_issue(DOMAIN, f"origin_rejected_{entry.entry_id}") is None
 
 
@@ -304,7 +301,7 @@ async def test_log_once_when_lost_and_once_when_back(
     await wait_for(lambda: state(hass, NOTIFICATIONS) == STATE_UNAVAILABLE)
     await asyncio.sleep(1.0)  # several more failed attempts, no more lines
     simulator.config.allowed_origins = {simulator.origin}
-    await wait_for(lambda: state(hass, NOTIFICATIONS) == "0", timeout=5)
+    await wait_for(lambda: state(hass, NOTIFICATIONS) == "0")
     assert caplog.text.count("Connection to Circle lost") == 1
     assert caplog.text.count("Connection to Circle restored") == 1
 
@@ -566,13 +563,11 @@ async def test_failed_resync_is_retried_after_retry_after(
     simulator.add_fault("rest", 429, retry_after="0.2", count=1)
     simulator.community.notify(42)
     simulator.drop_connections()
-    await wait_for(lambda: coordinator.sync_error is not None, timeout=5)
+    await wait_for(lambda: coordinator.sync_error is not None)
     # No flapping: the entities keep their last values while the resync fails.
     assert state(hass, NOTIFICATIONS) != STATE_UNAVAILABLE
     assert hass.states.get(CONNECTION).attributes["synced"] is False
-    await wait_for(
-        lambda: coordinator.synced and state(hass, NOTIFICATIONS) == "1", timeout=8
-    )
+    await wait_for(lambda: coordinator.synced and state(hass, NOTIFICATIONS) == "1")
     assert all(f.count == 0 for f in simulator.faults)
     assert hass.states.get(CONNECTION).attributes["synced"] is True
 

@@ -144,7 +144,7 @@ async def test_grace_period_on_a_frozen_clock(
     assert state(hass, NOTIFICATIONS) == STATE_UNAVAILABLE
     assert state(hass, CONNECTION) == STATE_OFF
     simulator.config.allowed_origins = {simulator.origin}
-    await wait_for(lambda: state(hass, NOTIFICATIONS) == "0", timeout=5)
+    await wait_for(lambda: state(hass, NOTIFICATIONS) == "0")
 
 
 async def test_unload_after_home_assistant_stopped(
