@@ -408,7 +408,8 @@ async def test_reauth(hass, simulator) -> None:
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reauth_successful"
     assert entry.data["app_token"] == simulator.app_token
-    await hass.async_block_till_done()  # the reload it scheduled migrates the entry to 3.1
+    # The reload the flow scheduled migrates the entry to 3.1.
+    await hass.async_block_till_done()
     assert entry.version == 3
     assert "tokens" not in entry.data
     runtime = await async_get_runtime_store(hass, entry.entry_id)
