@@ -8,6 +8,7 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 import pytest
 
+from custom_components.circle.client.retry_after import clamp_retry_after
 from custom_components.circle.client.supervisor import (
     TRANSITIONS,
     WAITING,
@@ -19,7 +20,6 @@ from custom_components.circle.client.supervisor import (
     StepKind,
     Timing,
     TokenVerdict,
-    clamp_retry_after,
     renewal_delay,
 )
 from tests.recovery_model import play, random_schedule, run_many
@@ -278,3 +278,28 @@ def test_recovery_within_20_s_whatever_the_schedule(seed: int) -> None:
     rng = random.Random(seed)
     schedule = play(random_schedule(rng), rng.randrange(2**32))
     assert schedule.recovery <= 20.0, schedule.trace[-20:]
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (None, 0.0),
+        (0.0, 1.0),
+        (-5.0, 1.0),
+        (2.5, 2.5),
+        (7200.0, 3600.0),
+        (float("inf"), 3600.0),
+        (float("nan"), 3600.0),
+    ],
+)
+def test_one_retry_after_rule_for_rest_and_the_cable(
+    given: float | None, expected: float
+) -> None:
+    """REST and the supervisor share one clamp: junk never means "at once" or "never"."""
+    assert clamp_retry_after(given) == expected
+    sup = CableSupervisor(TIMING, uniform=lambda a, b: b)
+    sup.start()
+    sup.token_ready(renewed=False)
+    step = sup.handshake_failed(Refusal.TRANSIENT, "handshake_503", retry_after=given)
+    assert step.kind is StepKind.WAIT
+    assert step.delay == max(expected, TIMING.backoff_initial)

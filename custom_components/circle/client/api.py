@@ -13,7 +13,7 @@ from .errors import (
     CircleInvalidInputError,
     CircleRateLimitError,
 )
-from .http import DEFAULT_TIMEOUT, clamp_retry_after, error_message, request_json
+from .http import DEFAULT_TIMEOUT, error_message, request_json
 from .models import (
     ChatMessage,
     ChatRoom,
@@ -26,6 +26,7 @@ from .models import (
     plain_to_rich_text,
     valid_room_key,
 )
+from .retry_after import clamp_retry_after
 
 if TYPE_CHECKING:
     import aiohttp

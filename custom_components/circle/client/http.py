@@ -13,7 +13,6 @@ from collections.abc import Mapping
 import email.utils
 import json
 import logging
-import math
 import re
 import time
 from typing import Any, Final
@@ -24,13 +23,12 @@ from yarl import URL
 
 from .errors import CircleApiError, CircleConnectionError, CircleRateLimitError
 from .redact import redact_value, secret_pattern
+from .retry_after import clamp_retry_after
 
 _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_RETRY_AFTER = 60.0
-MIN_RETRY_AFTER: Final = 1.0
-MAX_RETRY_AFTER: Final = 3600.0
 MAX_BODY_BYTES: Final = 8 * 1024 * 1024
 MAX_JSON_DEPTH: Final = 64
 MAX_MESSAGE_CHARS: Final = 200
@@ -39,13 +37,6 @@ _SAFE_HOST = re.compile(r"[^A-Za-z0-9.:\[\]-]")
 # Bodies are asked for uncompressed; gzip and deflate are still undone, with a cap.
 _PIECE: Final = 64 * 1024
 _ENCODINGS: Final = frozenset({"", "identity", "gzip", "x-gzip", "deflate"})
-
-
-def clamp_retry_after(seconds: float) -> float:
-    """Clamp a delay to [1 s, 1 h]: nan and infinity give 1 h, zero or less gives 1 s."""
-    if math.isnan(seconds) or seconds > MAX_RETRY_AFTER:
-        return MAX_RETRY_AFTER
-    return max(MIN_RETRY_AFTER, seconds)
 
 
 def retry_after_seconds(

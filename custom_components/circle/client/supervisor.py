@@ -24,6 +24,8 @@ from enum import StrEnum
 import random
 from typing import Final
 
+from .retry_after import clamp_retry_after
+
 
 class CableState(StrEnum):
     """Where the supervisor is."""
@@ -139,13 +141,6 @@ class Timing:
     origin_retry_initial: float = 5.0
     origin_retry_max: float = 300.0
     stable_after: float = 5.0
-
-
-def clamp_retry_after(value: float | None) -> float:
-    """Clamp a server's Retry-After to [1 s, 1 h]; 0 when there is none."""
-    if value is None:
-        return 0.0
-    return min(max(float(value), 1.0), 3600.0)
 
 
 def renewal_delay(
