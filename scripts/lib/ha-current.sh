@@ -19,8 +19,22 @@
 # A virtualenv is keyed by the hash of the requirements, the constraints and the recipe, so
 # worktrees with the same pins share one and a changed pin builds a new one beside it.
 
-HC_REQS=$HC_REPO/scripts/requirements_ha_current.txt
-HC_CONSTRAINTS=$HC_REPO/scripts/constraints/ha-2026.10.4.txt
+# CIRCLE_HA_LANE picks the pins: "current" (the default; the whole suite) or "2026.11" (the
+# release users run, end to end only: scripts/release-smoke). Each gets its own virtualenv.
+case "${CIRCLE_HA_LANE:-current}" in
+  current)
+    HC_REQS=$HC_REPO/scripts/requirements_ha_current.txt
+    HC_CONSTRAINTS=$HC_REPO/scripts/constraints/ha-2026.10.4.txt
+    ;;
+  2026.11)
+    HC_REQS=$HC_REPO/scripts/requirements_ha_2026.11.txt
+    HC_CONSTRAINTS=$HC_REPO/scripts/constraints/ha-2026.11.0.txt
+    ;;
+  *)
+    echo "CIRCLE_HA_LANE must be current or 2026.11, not ${CIRCLE_HA_LANE}" >&2
+    exit 2
+    ;;
+esac
 # Debian packages of the root: Python, compilers for wheels built from source, node for
 # tests/test_simulator.py's sample client.
 HC_PACKAGES=(python3.14 python3.14-venv python3.14-dev gcc g++ make libc6-dev pkg-config
