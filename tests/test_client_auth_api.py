@@ -460,11 +460,13 @@ async def _run_refresher(
     """
     stop = asyncio.Event()
     task = asyncio.get_running_loop().create_task(auth.async_run_refresher(stop))
-    await asyncio.sleep(seconds)
-    if until is not None:
-        await wait_for(until)
-    stop.set()
-    await asyncio.wait_for(task, 2)
+    try:
+        await asyncio.sleep(seconds)
+        if until is not None:
+            await wait_for(until)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 2)
 
 
 @pytest.mark.parametrize("ttl", [-3600.0, 0.0, 10.0])

@@ -408,12 +408,14 @@ async def test_reauth(hass, simulator) -> None:
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reauth_successful"
     assert entry.data["app_token"] == simulator.app_token
+    # The flow handed its tokens over before it ended (the reload has not run yet).
+    runtime = await async_get_runtime_store(hass, entry.entry_id)
+    handed = runtime.tokens(simulator.url)
+    assert handed is not None and handed["access_token"] in simulator.access_tokens
     # The reload the flow scheduled migrates the entry to 3.1.
     await hass.async_block_till_done()
     assert entry.version == 3
     assert "tokens" not in entry.data
-    runtime = await async_get_runtime_store(hass, entry.entry_id)
-    assert runtime.tokens(simulator.url)["access_token"] in simulator.access_tokens
 
 
 async def test_reauth_uses_the_server_not_the_community(hass, simulator) -> None:

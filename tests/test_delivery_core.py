@@ -271,6 +271,7 @@ def test_a_failed_room_read_keeps_its_watermark_and_retries() -> None:
         (-5.0, 1.0, 1.0),
         (1e308, 3600.0, 3600.0),
         (float("inf"), 3600.0, 3600.0),
+        (float("nan"), 3600.0, 3600.0),
     ],
 )
 def test_retry_after_is_clamped(retry_after: float, low: float, high: float) -> None:

@@ -8,7 +8,10 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 import pytest
 
-from custom_components.circle.client.retry_after import clamp_retry_after
+from custom_components.circle.client.retry_after import (
+    clamp_retry_after,
+    retry_after_floor,
+)
 from custom_components.circle.client.supervisor import (
     TRANSITIONS,
     WAITING,
@@ -26,7 +29,9 @@ from tests.recovery_model import play, random_schedule, run_many
 
 S = CableState
 TIMING = Timing()
-RETRY = st.one_of(st.none(), st.floats(0, 7200, allow_nan=False))
+RETRY = st.one_of(
+    st.none(), st.floats(0, 7200), st.sampled_from([float("nan"), float("inf")])
+)
 REASONS = st.sampled_from(
     [
         "unauthorized",
@@ -59,7 +64,7 @@ class SupervisorMachine(RuleBasedStateMachine):
 
     def _record(self, step: Step, *, retry_after: float | None = None) -> None:
         if step.kind is StepKind.WAIT:
-            assert step.delay >= clamp_retry_after(retry_after)
+            assert step.delay >= retry_after_floor(retry_after)
             assert step.delay >= 0
             if self.sup.state is S.ORIGIN_REFUSED:
                 assert step.delay <= TIMING.origin_retry_max
@@ -295,8 +300,11 @@ def test_recovery_within_20_s_whatever_the_schedule(seed: int) -> None:
 def test_one_retry_after_rule_for_rest_and_the_cable(
     given: float | None, expected: float
 ) -> None:
-    """REST and the supervisor share one clamp: junk never means "at once" or "never"."""
-    assert clamp_retry_after(given) == expected
+    """REST, the read-backs and the supervisor share one clamp: junk is never "at once"."""
+    assert retry_after_floor(given) == expected
+    if given is not None:
+        assert clamp_retry_after(given) == expected
+    assert renewal_delay(1, given) == max(expected, TIMING.renew_initial)
     sup = CableSupervisor(TIMING, uniform=lambda a, b: b)
     sup.start()
     sup.token_ready(renewed=False)

@@ -25,6 +25,7 @@ from .delivery_io import (
 )
 from .models import ChatMessage, ChatRoom, parse_datetime
 from .phases import Input, Phase
+from .retry_after import retry_after_floor
 
 if TYPE_CHECKING:
     from .delivery import DeliveryCore
@@ -365,9 +366,7 @@ class ResyncPlanner:
         self.failures += 1
         at = now + self._retry_delay
         self._retry_delay = min(self._retry_delay * 2, self.config.resync_max)
-        self._retry_floor = now
-        if retry_after is not None:
-            self._retry_floor = now + min(max(retry_after, 1.0), 3600.0)
+        self._retry_floor = now + retry_after_floor(retry_after)
         self.retry_at = self._last_try(now, at)
         _LOGGER.debug(
             "Resync failed (%s); retrying in %.1f s", reason, self.retry_at - now

@@ -24,7 +24,7 @@ from enum import StrEnum
 import random
 from typing import Final
 
-from .retry_after import clamp_retry_after
+from .retry_after import retry_after_floor
 
 
 class CableState(StrEnum):
@@ -152,7 +152,7 @@ def renewal_delay(
 ) -> float:
     """Retry a failed token renewal fast: 1 s doubling to 15 s, never before Retry-After."""
     ladder = min(cap, initial * 2.0 ** min(max(failures - 1, 0), 30))
-    return max(ladder, clamp_retry_after(retry_after))
+    return max(ladder, retry_after_floor(retry_after))
 
 
 class CableSupervisor:
@@ -328,7 +328,7 @@ class CableSupervisor:
         if slow:  # reconnect: false (a kick, a deploy): no verdict, but not at once
             cap = self.timing.backoff_max
             delay = max(delay, self._uniform(cap, 2 * cap))
-        delay = max(delay, clamp_retry_after(retry_after))
+        delay = max(delay, retry_after_floor(retry_after))
         self._go(S.BACKING_OFF)
         return Step(StepKind.WAIT, delay, reason=self._set_reason(reason))
 
