@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 
+import homeassistant
 from homeassistant.const import __version__ as ha_version
 
 from tests import test_e2e
@@ -30,6 +31,23 @@ _RECORD = re.compile(
     r"^\S+ \S+ (WARNING|ERROR|CRITICAL) \((?:[^)]*)\) \[([^\]]+)\] (.*)$"
 )
 _LOADER_NOTICE = "We found a custom integration circle which has not been tested"
+_SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+
+
+def lane_problems() -> list[str]:
+    """This Home Assistant and its constraints are the ones the lane pins."""
+    pinned = re.search(
+        r"^homeassistant==(\S+)$",
+        (_SCRIPTS / "requirements_ha_2026.11.txt").read_text(),
+        re.MULTILINE,
+    )
+    if pinned is None or pinned[1] != ha_version:
+        return [f"Home Assistant {ha_version} is not the lane's pin"]
+    shipped = Path(homeassistant.__file__).parent / "package_constraints.txt"
+    ours = _SCRIPTS / "constraints" / f"ha-{ha_version}.txt"
+    if not ours.exists() or ours.read_text() != shipped.read_text():
+        return [f"{ours.name} is not Home Assistant's package_constraints.txt"]
+    return []
 
 
 def integration_problems(log: str) -> list[str]:
@@ -74,6 +92,9 @@ async def _run(config_root: Path) -> int:
 
 def main() -> None:
     print(f"Home Assistant {ha_version} on Python {sys.version.split()[0]}", flush=True)
+    if problems := lane_problems():
+        print(f"FAILED: {problems[0]}", flush=True)
+        sys.exit(1)
     with tempfile.TemporaryDirectory(prefix="circle-release-smoke-") as root:
         failed = asyncio.run(_run(Path(root)))
     print(f"release smoke: {len(SCENARIOS) - failed} of {len(SCENARIOS)} passed")
