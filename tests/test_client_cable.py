@@ -683,6 +683,26 @@ async def test_room_channel_refused_with_every_parameter_is_rejected_once(
     assert caplog.text.count("Circle rejected the subscription") == 1
 
 
+async def test_a_room_answered_late_still_tries_the_parameter_another_room_taught(
+    harness_factory, simulator
+) -> None:
+    """Real Rails answers from a worker pool: room B's refusal of `chat_room_id` can come after
+    room A was confirmed with `id`. B must still try `id` (it used to skip it and give up)."""
+    simulator.config.room_params = ("id",)
+    space, group = simulator.seeded["space"], simulator.seeded["group"]
+    simulator.config.answer_delays = {group.id: 0.3}
+    harness = harness_factory(room_ids=(space.id, group.id))
+    harness.start()
+    await harness.ready()
+    rooms = {s.room_id: s for s in harness.cable.subscriptions if s.room_id}
+    assert {room: sub.param for room, sub in rooms.items()} == {
+        space.id: "id",
+        group.id: "id",
+    }
+    assert {sub.state for sub in rooms.values()} == {"confirmed"}
+    assert harness.cable.room_param == "id"
+
+
 async def test_remembered_room_parameter_is_tried_first(
     harness_factory, simulator
 ) -> None:

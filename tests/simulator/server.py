@@ -105,6 +105,9 @@ class SimConfig:
     eligible: bool = True
     subscriptions: str = "normal"  # normal | reject | ignore
     room_params: tuple[str, ...] = ("chat_room_id", "id")
+    # Room id -> seconds its subscribes are answered late. Rails answers from a worker pool:
+    # answers to subscribes sent together can come in any order.
+    answer_delays: dict[int, float] = field(default_factory=dict)
     latency: float = 0.0
     mint_not_found_status: int = 404
     frame_shape: str = "identifier_message"
@@ -973,15 +976,12 @@ class CircleSimulator:
         if ident in conn.subscriptions or self.config.subscriptions == "ignore":
             return  # duplicate subscribe: silence
         stream = self._authorize(conn, channel, params)
+        late = self._answer_delay(channel, params)
         if stream is None or self.config.subscriptions == "reject":
-            self._enqueue(
-                conn, json.dumps({"identifier": ident, "type": "reject_subscription"})
-            )
+            self._answer(conn, ident, "reject_subscription", late)
             return
         conn.subscriptions[ident] = stream
-        self._enqueue(
-            conn, json.dumps({"identifier": ident, "type": "confirm_subscription"})
-        )
+        self._answer(conn, ident, "confirm_subscription", late)
         if self._ext(conn):
             self._commit(conn)
             history = frame.get("history")
@@ -989,6 +989,29 @@ class CircleSimulator:
                 history.get("since") or history.get("streams") is not None
             ):
                 self._send_history(conn, ident, history)
+
+    def _answer(self, conn: SimConnection, ident: str, kind: str, late: float) -> None:
+        text = json.dumps({"identifier": ident, "type": kind})
+        if late:
+            asyncio.get_running_loop().call_later(late, self._enqueue, conn, text)
+        else:
+            self._enqueue(conn, text)
+
+    def _answer_delay(self, channel: Any, params: dict[str, Any]) -> float:
+        if channel != ROOM_CHANNEL or not self.config.answer_delays:
+            return 0.0
+        community = self.community
+        for value in params.values():
+            room = (
+                community.rooms.get(value)
+                if isinstance(value, int)
+                else community.room_by_uuid(value)
+                if isinstance(value, str)
+                else None
+            )
+            if room is not None:
+                return self.config.answer_delays.get(room.id, 0.0)
+        return 0.0
 
     def _ext(self, conn: SimConnection) -> bool:
         return self.anycable and conn.protocol == anycable.EXT_PROTOCOL

@@ -232,8 +232,9 @@ class CableSocket:
         if confirmed:
             self.hub.set_state(sub, SubscriptionState.CONFIRMED)
             book.confirmed(sub)
-        elif book.next_room_param(sub) is not None:
-            self.hub.spawn(self.try_next_room_param(sub))
+        elif (replacement := self._replace_room(sub)) is not None:
+            # Replaced now, not in a task: answers that come meanwhile see the new one.
+            self.hub.spawn(self.send_subscribe(replacement))
         else:
             self.hub.set_state(sub, SubscriptionState.REJECTED)
 
@@ -319,15 +320,22 @@ class CableSocket:
     async def try_next_room_param(
         self, sub: Subscription, *, timed_out: bool = False
     ) -> bool:
-        """Replace a refused room subscription by the next candidate; False when none is left."""
-        replacement = self.book.replace_room(sub, timed_out=timed_out)
+        """Replace an unanswered room subscription by the next candidate; False when none is left."""
+        replacement = self._replace_room(sub, timed_out=timed_out)
         if replacement is None:
             return False
-        _LOGGER.debug(
-            "Room channel refused with %s; trying %s", sub.param, replacement.param
-        )
-        # Announce the replacement (pending) before the refused one counts as answered.
-        self.hub.subscription(replacement)
-        self.hub.subscription(sub)
         await self.send_subscribe(replacement)
         return True
+
+    def _replace_room(
+        self, sub: Subscription, *, timed_out: bool = False
+    ) -> Subscription | None:
+        replacement = self.book.replace_room(sub, timed_out=timed_out)
+        if replacement is not None:
+            _LOGGER.debug(
+                "Room channel refused with %s; trying %s", sub.param, replacement.param
+            )
+            # Announce the replacement (pending) before the refused one counts as answered.
+            self.hub.subscription(replacement)
+            self.hub.subscription(sub)
+        return replacement

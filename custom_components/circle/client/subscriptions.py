@@ -39,8 +39,9 @@ class Subscription:
     state: SubscriptionState = SubscriptionState.PENDING
     sent_at: float = 0.0
     attempts: int = 0
-    # Room channels: the parameter tried (see ROOM_PARAMS).
+    # Room channels: the parameter tried (see ROOM_PARAMS), and those this room tried before.
     param: str | None = None
+    tried: tuple[str, ...] = ()
 
 
 def answer_due(sub: Subscription, timeout: float) -> float | None:
@@ -162,12 +163,16 @@ class SubscriptionBook:
         )
 
     def next_room_param(self, sub: Subscription) -> str | None:
-        """Name the parameter to try after `sub`'s was refused or went unanswered."""
+        """Name the parameter to try after `sub`'s was refused or went unanswered.
+
+        The first candidate this room has not tried: the order changes when another room
+        teaches which one works, so "the one after" could skip it.
+        """
         if sub.room_id is None or sub.param is None:
             return None
+        spent = (*sub.tried, sub.param)
         order = self.room_candidates(sub.room_id)
-        index = order.index(sub.param) if sub.param in order else -1
-        return order[index + 1] if index + 1 < len(order) else None
+        return next((param for param in order if param not in spent), None)
 
     def replace_room(
         self, sub: Subscription, *, timed_out: bool = False
@@ -178,12 +183,13 @@ class SubscriptionBook:
         (`adopt_superseded`).
         """
         param = self.next_room_param(sub)
-        if param is None or sub.room_id is None:
+        if param is None or sub.room_id is None or sub.param is None:
             return None
         if timed_out:
             self.superseded[sub.identifier] = sub
         self.remove(sub)
         replacement = self.room_sub(sub.room_id, param)
+        replacement.tried = (*sub.tried, sub.param)
         self.add(replacement)
         sub.state = SubscriptionState.REJECTED
         return replacement
