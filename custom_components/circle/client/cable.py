@@ -229,7 +229,7 @@ class CircleCable:
 
     @property
     def origin_refused(self) -> bool:
-        """The member API vouched for the token while the cable refused the handshake."""
+        """The cable refuses our Origin: a 404 (Rails' answer), or a 403 with a token REST accepts."""
         return self._sup.state is CableState.ORIGIN_REFUSED
 
     def add_event_listener(self, listener: EventListener) -> Callable[[], None]:

@@ -169,7 +169,9 @@ class CableSupervisor:
         self.state = CableState.IDLE
         self.attempts = 0  # transient failures since the last stable connection
         self.token_failures = 0  # failed token fetches or renewals in a row
-        self.origin_refusals = 0  # REST-confirmed Origin refusals in a row
+        self.origin_refusals = (
+            0  # Origin refusals in a row (a 404, or a 403 REST cleared)
+        )
         self.fresh = False  # the current token was renewed after a refusal
         self._renew = False  # the next connect must renew the token first
         self._refused_by: str = "unauthorized"
@@ -181,7 +183,7 @@ class CableSupervisor:
 
     @property
     def origin_refused(self) -> bool:
-        """The member API vouched for the token while the cable refused it."""
+        """The cable refused our Origin (a 404, or a 403 with a token REST accepts)."""
         return self.origin_refusals > 0
 
     def _go(self, state: CableState) -> None:
