@@ -271,8 +271,10 @@ class CircleCable:
             return
         self.book.remove(sub)
         self.reliable.forget(sub.identifier)
+        set_aside = self.book.drop_superseded(room_id)
         if (sock := self._socket) is not None and sock.welcomed:
-            await sock.send(command("unsubscribe", sub.identifier))
+            for gone in (sub, *set_aside):
+                await sock.send(command("unsubscribe", gone.identifier))
 
     async def stop(self) -> None:
         """End `run()`: close the socket and stop reconnecting."""

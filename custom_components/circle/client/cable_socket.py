@@ -307,8 +307,8 @@ class CableSocket:
     async def send_subscribe(
         self, sub: Subscription, *, keep_state: bool = False
     ) -> None:
-        """Subscribe (again), and time the answer out."""
-        if self.ws.closed:
+        """Subscribe (again), and time the answer out; not one unfollowed or replaced meanwhile."""
+        if self.ws.closed or self.book.subs.get(sub.identifier) is not sub:
             return
         sub.sent_at = asyncio.get_running_loop().time()
         sub.attempts += 1

@@ -119,11 +119,16 @@ class SubscriptionBook:
         return sub
 
     def new_connection(self) -> None:
-        """Start over after a welcome: the server holds none of them, all go again."""
+        """Start over after a welcome: the server holds none of them, all go again.
+
+        Each room's fallback starts over too: a parameter that went unanswered on a dying
+        socket, or was refused by a server since redeployed, may work now.
+        """
         self.superseded.clear()
         for sub in self.subs.values():
             sub.state = SubscriptionState.PENDING
             sub.attempts = 0
+            sub.tried = ()
 
     def confirmed(self, sub: Subscription) -> None:
         """Remember the room parameter that was confirmed, and tell the owner."""
@@ -150,6 +155,13 @@ class SubscriptionBook:
         value: int | str = uuid if param == "chat_room_uuid" and uuid else room_id
         ident = identifier(Channel.ROOM, **{param: value})
         return Subscription(ident, Channel.ROOM, room_id, param=param)
+
+    def drop_superseded(self, room_id: int) -> list[Subscription]:
+        """Forget the subscriptions of this room set aside on a timeout; return them."""
+        dropped = [s for s in self.superseded.values() if s.room_id == room_id]
+        for sub in dropped:
+            del self.superseded[sub.identifier]
+        return dropped
 
     def find_room(self, room_id: int) -> Subscription | None:
         """Return the subscription of this room, if any."""
@@ -185,6 +197,8 @@ class SubscriptionBook:
         param = self.next_room_param(sub)
         if param is None or sub.room_id is None or sub.param is None:
             return None
+        if self.subs.get(sub.identifier) is not sub:
+            return None  # unfollowed or replaced meanwhile
         if timed_out:
             self.superseded[sub.identifier] = sub
         self.remove(sub)
@@ -214,8 +228,10 @@ class SubscriptionBook:
         if old is None or old.room_id is None:
             return None, None
         current = self.find_room(old.room_id)
+        if current is None:
+            return None, None  # the room was unfollowed meanwhile
         self.add(old)
-        if current is None or current is old:
+        if current is old:
             return old, None
         self.remove(current)
         current.state = SubscriptionState.REJECTED  # answered, as far as anyone cares
