@@ -71,22 +71,24 @@ async def _run(config_root: Path) -> int:
     for number, scenario in enumerate(SCENARIOS):
         started = time.monotonic()
         workdir = config_root / str(number)
+        problems: list[str] = []
         try:
             await scenario(None, workdir)
         except Exception as err:  # reported, and the run fails
+            problems.append(f"{type(err).__name__}: {err}")
+        log = workdir / "config" / "home-assistant.log"
+        if log.exists():
+            problems += [
+                f"log: {line}" for line in integration_problems(log.read_text())
+            ]
+        else:
+            problems.append(f"no log at {log}")
+        for problem in problems:
+            print(f"FAILED {scenario.__name__}: {problem}", flush=True)
+        if problems:
             failed += 1
-            print(
-                f"FAILED {scenario.__name__}: {type(err).__name__}: {err}", flush=True
-            )
         else:
             print(f"passed {scenario.__name__} ({time.monotonic() - started:.1f} s)")
-        log = workdir / "config" / "home-assistant.log"
-        problems = integration_problems(log.read_text() if log.exists() else "")
-        if not log.exists():
-            problems.append(f"no log at {log}")
-        for line in problems:
-            print(f"FAILED {scenario.__name__}: log: {line}", flush=True)
-        failed += bool(problems)
     return failed
 
 

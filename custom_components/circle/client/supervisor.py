@@ -169,9 +169,7 @@ class CableSupervisor:
         self.state = CableState.IDLE
         self.attempts = 0  # transient failures since the last stable connection
         self.token_failures = 0  # failed token fetches or renewals in a row
-        self.origin_refusals = (
-            0  # Origin refusals in a row (a 404, or a 403 REST cleared)
-        )
+        self.origin_refusals = 0  # refused Origins in a row (404; 403 REST cleared)
         self.fresh = False  # the current token was renewed after a refusal
         self._renew = False  # the next connect must renew the token first
         self._refused_by: str = "unauthorized"
