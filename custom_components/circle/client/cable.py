@@ -84,6 +84,10 @@ PUBLIC_STATE: Final[dict[CableState, ConnectionState]] = {
 }
 
 
+# The supervisor's settings have their defaults in one place: `Timing`.
+_TIMING: Final = Timing()
+
+
 @dataclass(frozen=True, slots=True)
 class CableOptions:
     """Timing and size limits; defaults follow Rails (3 s pings, 6 s stale threshold)."""
@@ -92,18 +96,18 @@ class CableOptions:
     subscribe_timeout: float = 5.0
     connect_timeout: float = 10.0
     close_timeout: float = 1.0
-    backoff_initial: float = 1.0
+    backoff_initial: float = _TIMING.backoff_initial
     # Transient failures: full jitter up to this; `reconnect: false` waits 1-2x this.
-    backoff_max: float = 15.0
+    backoff_max: float = _TIMING.backoff_max
     # A connection that was welcomed and lived past one ping interval or so worked: the next
     # drop starts the backoff again from a second (as Rails' own client does on connect).
-    stable_after: float = 5.0
+    stable_after: float = _TIMING.stable_after
     # Failed token renewals: 1 s doubling up to 15 s (never before a Retry-After).
-    renew_initial: float = 1.0
-    renew_max: float = 15.0
+    renew_initial: float = _TIMING.renew_initial
+    renew_max: float = _TIMING.renew_max
     # A refused Origin: retried 5 s doubling up to 5 minutes apart (half to full jitter).
-    origin_retry_initial: float = 5.0
-    origin_retry_max: float = 300.0
+    origin_retry_initial: float = _TIMING.origin_retry_initial
+    origin_retry_max: float = _TIMING.origin_retry_max
     max_frame_size: int = 1024 * 1024
     hard_frame_limit: int = 16 * 1024 * 1024
     dedupe_size: int = 4096
