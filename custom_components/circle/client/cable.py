@@ -84,16 +84,17 @@ PUBLIC_STATE: Final[dict[CableState, ConnectionState]] = {
 }
 
 
-# The supervisor's settings have their defaults in one place: `Timing`.
+# The supervisor's and one connection's settings have their defaults in one place each.
 _TIMING: Final = Timing()
+_LIMITS: Final = SocketLimits()
 
 
 @dataclass(frozen=True, slots=True)
 class CableOptions:
     """Timing and size limits; defaults follow Rails (3 s pings, 6 s stale threshold)."""
 
-    stale_after: float = 6.0
-    subscribe_timeout: float = 5.0
+    stale_after: float = _LIMITS.stale_after
+    subscribe_timeout: float = _LIMITS.subscribe_timeout
     connect_timeout: float = 10.0
     close_timeout: float = 1.0
     backoff_initial: float = _TIMING.backoff_initial
@@ -108,9 +109,9 @@ class CableOptions:
     # A refused Origin: retried 5 s doubling up to 5 minutes apart (half to full jitter).
     origin_retry_initial: float = _TIMING.origin_retry_initial
     origin_retry_max: float = _TIMING.origin_retry_max
-    max_frame_size: int = 1024 * 1024
+    max_frame_size: int = _LIMITS.max_frame_size
     hard_frame_limit: int = 16 * 1024 * 1024
-    dedupe_size: int = 4096
+    dedupe_size: int = _LIMITS.dedupe_size
 
     def timing(self) -> Timing:
         """Return the supervisor's share of these settings."""
@@ -119,10 +120,7 @@ class CableOptions:
     def limits(self) -> SocketLimits:
         """Return one connection's share of these settings."""
         return SocketLimits(
-            self.stale_after,
-            self.subscribe_timeout,
-            self.max_frame_size,
-            self.dedupe_size,
+            **{f.name: getattr(self, f.name) for f in fields(SocketLimits)}
         )
 
 

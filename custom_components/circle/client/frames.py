@@ -19,13 +19,12 @@ import aiohttp
 
 from .cable_socket import CableSocket, ServerDisconnect
 from .hub import CableHub
-from .models import CableEvent, EventName, MessageEvent
+from .models import MAX_KEY_LENGTH, CableEvent, EventName, MessageEvent
 from .protocol import EVENT_CLASSES
 from .subscriptions import Subscription
 
 _LOGGER = logging.getLogger(__name__)
 
-MAX_KEY_LENGTH: Final = 64
 NEW_MESSAGE: Final = EventName.NEW_MESSAGE.value
 
 

@@ -57,6 +57,7 @@ from .protocol import (
     sanitize_reason,
     split_broadcast,
 )
+from .subscriptions import MEMBER_CHANNELS
 from .urls import (
     CREDENTIALS,
     INSECURE,
@@ -251,7 +252,7 @@ class _Checker:
             )
             return
         self.emit({"kind": "check", "check": "welcome", "ok": True})
-        for channel in (Channel.NOTIFICATION, Channel.CHAT_ROOM, Channel.THREADS):
+        for channel in MEMBER_CHANNELS:
             result = await self.subscribe(
                 identifier(channel, community_member_id=member_id)
             )
@@ -419,7 +420,7 @@ async def _check_server(
     headers = {"Authorization": f"Bearer {token}"}
     if origin:
         headers["Origin"] = origin
-    channels = (Channel.NOTIFICATION, Channel.CHAT_ROOM, Channel.THREADS)
+    channels = MEMBER_CHANNELS
     identifiers = {
         c.value: identifier(c, community_member_id=member_id) for c in channels
     }

@@ -97,17 +97,7 @@ class UnreadBook:
         if self._is_own(message):
             # Writing in a room means having read it.
             self.counted[uuid] = max(self.counted.get(uuid, 0), message.id)
-            if uuid in state.unread_rooms or state.unread_counts.get(uuid):
-                counts = dict(state.unread_counts)
-                if uuid in counts:
-                    counts[uuid] = 0
-                core.set_state(
-                    replace(
-                        state,
-                        unread_rooms=state.unread_rooms - {uuid},
-                        unread_counts=counts,
-                    )
-                )
+            self.rooms_read((uuid,))
             return
         if message.parent_message_id is not None:
             return  # replies do not make a room unread
