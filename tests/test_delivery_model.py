@@ -690,7 +690,7 @@ class DeliveryMachine(RuleBasedStateMachine):
                 self.subs[sub] = "confirmed"
                 self.core.subscription(self.now, sub, "confirmed")
                 self._drain()
-        for _ in range(200):
+        for _ in range(5000):  # a hostile burst can queue hundreds of broadcasts
             if self.wire:
                 self.core.event(self.wire.pop(0), self.now)
                 self._drain()
@@ -712,6 +712,7 @@ class DeliveryMachine(RuleBasedStateMachine):
             while self.fetches:
                 self._answer(min(self.fetches), "ok")
         core = self.core
+        assert not self.wire, "settle must take every broadcast before it checks"
         assert core.phase is Phase.LIVE and core.status.synced
         assert core.status.available and core.status.connected
         self._check_all_delivered()
